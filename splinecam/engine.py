@@ -1,0 +1,499 @@
+"""The exact partition engine.
+
+On one region every tensor of the network is an affine function of the slice coordinates ``u``. It
+is stored as an *affine stack*: a tensor of shape ``(3 * B, *shape)`` whose rows ``3b``, ``3b + 1``,
+``3b + 2`` hold, for region ``b``, the value at ``u = 0`` and the two partial derivatives. An affine
+step runs the real torch module on the stack; its bias (the module applied to zeros) is then removed
+from the derivative rows. Convolutions therefore never become dense matrices, and every affine torch
+module works with no special code.
+
+At a piecewise-linear step, each unit whose breakpoint line ``f_j(u) = t`` crosses a region's polygon
+cuts it (:func:`splinecam.geometry.split_by_lines`). Cuts are applied per layer with a worklist: a
+region's pieces only look at the units that crossed the region itself, in unit order. The pieces get
+their codes (from their interior), and the next steps see the masked affine maps.
+
+Regions are independent once made, so the engine streams them depth-first through the remaining
+steps in chunks of bounded size: memory stays bounded by ``depth x chunk`` whatever the region count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .errors import SliceError, UnsupportedModelError
+from .geometry import EPS, Polygons, _fmix, split_by_lines
+from .slice import Slice
+from .trace import Program, Step, _map_args, _Ref, prepare_model, trace_model
+
+__all__ = ["partition", "EngineResult", "run_program"]
+
+
+# --------------------------------------------------------------------------- affine-stack execution
+def _call(step: Step, args: tuple, kwargs: dict, model: nn.Module) -> Any:
+    if step.op == "module":
+        return step.target(*args, **kwargs)
+    if step.op == "get_attr":
+        obj: Any = model
+        for part in str(step.target).split("."):
+            obj = getattr(obj, part)
+        return obj
+    if step.op == "call_method":
+        return getattr(args[0], step.target)(*args[1:], **kwargs)
+    return step.target(*args, **kwargs)
+
+
+class _Runner:
+    """Executes the non-cutting steps of a program on affine stacks."""
+
+    def __init__(self, program: Program, model: nn.Module) -> None:
+        self.program = program
+        self.model = model
+        self.bias_cache: dict[int, Any] = {}
+        self.const_cache: dict[int, Any] = {}
+
+    def run_step(self, i: int, env: dict[int, Any], nreg: int) -> Any:
+        step = self.program.steps[i]
+        if step.kind == "const":
+            if i not in self.const_cache:
+                args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+                kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+                self.const_cache[i] = _call(step, args, kwargs, self.model)
+            return self.const_cache[i]
+        args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        if step.kind == "meta":
+            return _call(step, args, kwargs, self.model)
+        # affine
+        out = _call(step, args, kwargs, self.model)
+        has_const = step.mode in ("bias", "add", "sub", "rsub")
+        if has_const:
+            stack_refs = {
+                int(a)
+                for a in _collect_refs((step.args, step.kwargs))
+                if self.program.steps[int(a)].kind in ("input", "affine", "pwl")
+            }
+            const_refs = [
+                int(a)
+                for a in _collect_refs((step.args, step.kwargs))
+                if int(a) not in stack_refs and self.program.steps[int(a)].kind == "const"
+            ]
+            pure_stack_sum = step.mode in ("add", "sub") and not const_refs and _only_refs(step.args[:2])
+            if not pure_stack_sum:
+                if i not in self.bias_cache:
+                    def zero(a: Any) -> Any:
+                        if isinstance(a, _Ref):
+                            v = env[int(a)]
+                            if int(a) in stack_refs:
+                                return torch.zeros((1, *v.shape[1:]), dtype=v.dtype, device=v.device)
+                            return v
+                        return a
+
+                    zargs = _map_args(step.args, zero)
+                    zkwargs = _map_args(step.kwargs, zero)
+                    self.bias_cache[i] = _call(step, zargs, zkwargs, self.model)
+                bias = self.bias_cache[i]
+                out = out.reshape(nreg, 3, *out.shape[1:]).clone()
+                out[:, 1:] -= bias
+                out = out.reshape(nreg * 3, *out.shape[2:])
+        return out
+
+
+def _collect_refs(a: Any) -> list[_Ref]:
+    out: list[_Ref] = []
+    _map_args(a, lambda x: out.append(x) if isinstance(x, _Ref) else None)
+    return out
+
+
+def _only_refs(args: tuple) -> bool:
+    return len(args) == 2 and all(isinstance(a, _Ref) for a in args)
+
+
+# --------------------------------------------------------------------------- work items
+@dataclass
+class _Item:
+    """Regions waiting at program position ``pos`` (after applying the pending gather, if any)."""
+
+    pos: int
+    poly: Polygons
+    env: dict[int, Any]
+    codes: list[torch.Tensor]
+    gather: torch.Tensor | None = None  # parent index of each region into env/codes
+    pending: Callable[[_Item], None] | None = None
+
+
+@dataclass
+class EngineResult:
+    """Raw output of the engine (torch tensors, internal centred coordinates)."""
+
+    poly: Polygons
+    out_const: torch.Tensor  # (R, O)
+    out_grad: torch.Tensor  # (R, O, 2)
+    codes: list[torch.Tensor]  # per pwl step, (R, units) int8
+    unit_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    output_shape: tuple[int, ...] = ()
+    line_offsets: list[int] = field(default_factory=list)
+    num_breakpoints: list[int] = field(default_factory=list)
+
+
+def _pwl_tables(step: Step, n: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    spec = step.pwl
+    assert spec is not None
+    bps = torch.tensor(spec.breakpoints, dtype=dtype, device=device)
+    slopes = torch.stack(
+        [torch.as_tensor(s, dtype=dtype, device=device).expand(n) if torch.as_tensor(s).numel() <= 1
+         else torch.as_tensor(s, dtype=dtype, device=device).reshape(-1) for s in spec.slopes]
+    )
+    inter = torch.stack(
+        [torch.as_tensor(b, dtype=dtype, device=device).expand(n) if torch.as_tensor(b).numel() <= 1
+         else torch.as_tensor(b, dtype=dtype, device=device).reshape(-1) for b in spec.intercepts()]
+    )
+    return bps, slopes, inter
+
+
+def run_program(
+    model: nn.Module,
+    program: Program,
+    slc: Slice,
+    dtype: torch.dtype,
+    device: torch.device,
+    progress: bool = False,
+    chunk_size: int | None = None,
+) -> EngineResult:
+    """Run the engine; ``model`` is the prepared private copy that ``program`` was traced from."""
+    center = slc.center
+    origin = slc.origin + slc.basis @ center
+    dom = torch.as_tensor(slc.domain - center, dtype=dtype, device=device)
+    radius = float(dom.abs().max())
+    shape = slc.input_shape
+    inp = torch.stack(
+        [
+            torch.as_tensor(origin, dtype=dtype, device=device),
+            torch.as_tensor(slc.basis[:, 0], dtype=dtype, device=device),
+            torch.as_tensor(slc.basis[:, 1], dtype=dtype, device=device),
+        ]
+    ).reshape(3, *shape)
+    k = dom.shape[0]
+    hsh0 = _fmix(torch.arange(1, k + 1, device=device, dtype=torch.int64) * 7919 + 104729)
+    poly0 = Polygons(
+        dom[None].clone(),
+        hsh0[None].clone(),
+        torch.full((1, k), -1, dtype=torch.int64, device=device),
+        torch.tensor([k], device=device),
+    )
+    runner = _Runner(program, model)
+    steps = program.steps
+    n_pwl = len(program.pwl_steps)
+    unit_shapes: list[tuple[int, ...]] = [()] * n_pwl
+    line_offsets: list[int] = [0] * n_pwl
+    nbps = [len(steps[i].pwl.breakpoints) for i in program.pwl_steps]  # type: ignore[union-attr]
+    tables: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    # check the slice fits the model with one plain forward pass on the input point
+    try:
+        with torch.no_grad():
+            probe = model(inp[:1])
+    except Exception as exc:
+        raise SliceError(
+            f"the slice's input shape {shape} does not fit the model ({type(exc).__name__}: {exc}); "
+            "build the slice from points of the model's input shape (without the batch axis)"
+        ) from exc
+    if not isinstance(probe, torch.Tensor):
+        raise UnsupportedModelError(
+            f"the model returned a {type(probe).__name__}; splinecam needs a single output tensor"
+        )
+    # line ids: offsets of each pwl step's units, assigned lazily from the first chunk's shapes
+    offsets_ready = False
+
+    out_polys: list[Polygons] = []
+    out_c: list[torch.Tensor] = []
+    out_g: list[torch.Tensor] = []
+    out_codes: list[list[torch.Tensor]] = []
+    output_shape: tuple[int, ...] = ()
+
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as exc:  # pragma: no cover
+            raise ImportError("progress=True needs tqdm: pip install tqdm") from exc
+        bar = tqdm(desc="splinecam regions", unit="region")
+
+    # per-region memory of the live stacks decides the chunk size when none is given
+    budget = 256 * 2**20
+    work: list[_Item] = [_Item(0, poly0, {}, [])]
+    with torch.no_grad():
+        while work:
+            item = work.pop()
+            if item.gather is not None:
+                g = item.gather
+                item.env = {
+                    key: (v.reshape(-1, 3, *v.shape[1:])[g].reshape(-1, *v.shape[1:])
+                          if isinstance(v, torch.Tensor) and steps[key].kind in ("input", "affine", "pwl") else v)
+                    for key, v in item.env.items()
+                }
+                item.codes = [c[g] for c in item.codes]
+                item.gather = None
+                if item.pending is not None:
+                    item.pending(item)
+                    item.pending = None
+            env = item.env
+            poly = item.poly
+            nreg = len(poly)
+            pos = item.pos
+            pushed = False
+            while pos < len(steps):
+                step = steps[pos]
+                if step.kind == "input":
+                    env[pos] = inp.repeat(nreg, *([1] * len(shape)))
+                elif step.kind in ("const", "meta", "affine"):
+                    env[pos] = runner.run_step(pos, env, nreg)
+                elif step.kind == "pwl":
+                    x = env[int(step.args[0])]
+                    ushape = tuple(x.shape[1:])
+                    n = int(np.prod(ushape)) if ushape else 1
+                    li = step.pwl_index
+                    if not offsets_ready:
+                        unit_shapes[li] = ushape
+                    pre = x.reshape(nreg, 3, n)
+                    if pos not in tables:
+                        tables[pos] = _pwl_tables(step, n, dtype, device)
+                    if not offsets_ready and li == n_pwl - 1:
+                        pass
+                    off = sum(
+                        int(np.prod(unit_shapes[j]) if unit_shapes[j] else 1) * nbps[j] for j in range(li)
+                    )
+                    line_offsets[li] = off
+                    new_poly, parent = _cut_layer(poly, pre, tables[pos][0], radius, off)
+                    codes_new = _codes_of(new_poly, pre, parent, tables[pos][0])
+                    # stream: split children in chunks when too many
+                    live = [
+                        v for key, v in env.items()
+                        if isinstance(v, torch.Tensor) and steps[key].kind in ("input", "affine", "pwl")
+                    ]
+                    per_region = max(1, sum(v[:3].numel() for v in live) * x.element_size())
+                    per_region += 3 * n * x.element_size()
+                    chunk = chunk_size or int(min(65536, max(256, budget // per_region)))
+                    nnew = len(new_poly)
+                    starts = list(range(0, nnew, chunk))
+                    post_fn = _make_post(pos, step, tables[pos])
+                    for st in reversed(starts):
+                        sl = slice(st, min(st + chunk, nnew))
+                        sub = new_poly.index(torch.arange(sl.start, sl.stop, device=device)) if len(starts) > 1 else new_poly
+                        g = parent[sl]
+                        codes_sub = codes_new[sl]
+
+                        def pending(it: _Item, codes_sub: torch.Tensor = codes_sub, post_fn: Callable = post_fn, pre_pos: int = int(step.args[0])) -> None:
+                            it.codes.append(codes_sub)
+                            post_fn(it, codes_sub, pre_pos)
+
+                        work.append(_Item(pos + 1, sub, env, list(item.codes), g, pending))
+                    pushed = True
+                    break
+                elif step.kind == "output":  # pragma: no cover - output is an index, not a step
+                    pass
+                for r in step.free_after:
+                    env.pop(r, None)
+                pos += 1
+            if pushed:
+                continue
+            # reached the end: record the output maps
+            y = env[program.output]
+            output_shape = tuple(y.shape[1:])
+            y = y.reshape(nreg, 3, -1)
+            out_polys.append(poly)
+            out_c.append(y[:, 0])
+            out_g.append(y[:, 1:].transpose(1, 2))
+            out_codes.append(item.codes)
+            if bar is not None:
+                bar.update(nreg)
+    if bar is not None:
+        bar.close()
+    poly = Polygons.cat(out_polys)
+    codes = [torch.cat([c[j] for c in out_codes]) for j in range(n_pwl)]
+    return EngineResult(
+        poly=poly,
+        out_const=torch.cat(out_c),
+        out_grad=torch.cat(out_g),
+        codes=codes,
+        unit_shapes=unit_shapes,
+        output_shape=output_shape,
+        line_offsets=line_offsets,
+        num_breakpoints=nbps,
+    )
+
+
+def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> Callable:
+    bps, slopes, inter = table
+    relu = step.pwl is not None and step.pwl.kind == "relu"
+
+    def post(it: _Item, codes: torch.Tensor, pre_pos: int) -> None:
+        x = it.env[pre_pos]
+        nreg = codes.shape[0]
+        pre = x.reshape(nreg, 3, -1)
+        if relu:
+            y = pre * codes[:, None, :].to(pre.dtype)
+        else:
+            n = pre.shape[2]
+            cl = codes.long()
+            ar = torch.arange(n, device=pre.device)
+            sl = slopes[cl, ar]
+            y = pre * sl[:, None, :]
+            y[:, 0] += inter[cl, ar]
+        it.env[pos] = y.reshape(x.shape)
+        for r in step.free_after:
+            it.env.pop(r, None)
+
+    return post
+
+
+def _codes_of(poly: Polygons, pre: torch.Tensor, parent: torch.Tensor, bps: torch.Tensor) -> torch.Tensor:
+    """Piece index of every unit on every region, read at the region's vertex mean."""
+    ctr = poly.centroids()
+    p = pre[parent]
+    val = p[:, 0] + ctr[:, :1] * p[:, 1] + ctr[:, 1:] * p[:, 2]
+    if bps.numel() == 1:
+        return (val > bps[0]).to(torch.int8)
+    return (val[..., None] > bps).sum(-1).to(torch.int8)
+
+
+def _cut_layer(
+    poly: Polygons, pre: torch.Tensor, bps: torch.Tensor, radius: float, line_offset: int
+) -> tuple[Polygons, torch.Tensor]:
+    """Cut every region by every breakpoint line of this layer that crosses it.
+
+    Returns the pieces and the index of the region each comes from.
+    """
+    p, _, n = pre.shape
+    dev = pre.device
+    m = bps.numel()
+    c = pre[:, 0]
+    a0 = pre[:, 1]
+    a1 = pre[:, 2]
+    scale = EPS * ((a0.abs() + a1.abs()) * radius)
+    # min / max of every unit over every polygon's vertices (padded slots repeat vertex 0)
+    k = poly.xy.shape[1]
+    lin = poly.xy[:, 0, :1] * a0 + poly.xy[:, 0, 1:] * a1
+    vmin = lin.clone()
+    vmax = lin
+    for j in range(1, k):
+        lin = poly.xy[:, j, :1] * a0 + poly.xy[:, j, 1:] * a1
+        vmin = torch.minimum(vmin, lin)
+        vmax = torch.maximum(vmax, lin)
+    # lines: unit u, breakpoint b -> value c - t_b + lin; line id = offset + u * m + b
+    if m == 1:
+        cc = c - bps[0]
+        tol = scale + EPS * cc.abs()
+        cross = (cc + vmax > tol) & (cc + vmin < -tol)
+    else:
+        cc = c[..., None] - bps  # (P, n, m)
+        tol = scale[..., None] + EPS * cc.abs()
+        cross = ((cc + vmax[..., None] > tol) & (cc + vmin[..., None] < -tol)).reshape(p, n * m)
+    pairs = cross.nonzero()
+    if pairs.shape[0] == 0:
+        return poly, torch.arange(p, device=dev)
+    pp, ll = pairs[:, 0], pairs[:, 1]
+    counts = torch.bincount(pp, minlength=p)
+    ptr = torch.zeros(p + 1, dtype=torch.int64, device=dev)
+    ptr[1:] = torch.cumsum(counts, 0)
+    done_polys: list[Polygons] = []
+    done_owner: list[torch.Tensor] = []
+    idle = counts == 0
+    if bool(idle.any()):
+        ii = idle.nonzero().squeeze(1)
+        done_polys.append(poly.index(ii))
+        done_owner.append(ii)
+    act_i = (~idle).nonzero().squeeze(1)
+    act = poly.index(act_i)
+    owner = act_i
+    tpos = torch.zeros_like(owner)
+    bpsd = bps
+    while len(owner):
+        line = ll[ptr[owner] + tpos]
+        unit = line // m if m > 1 else line
+        bsel = line % m if m > 1 else torch.zeros_like(line)
+        cl = c[owner, unit] - bpsd[bsel]
+        al0 = a0[owner, unit]
+        al1 = a1[owner, unit]
+        tl = EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
+        pieces, src, _ = split_by_lines(act, cl, al0, al1, tl, line + line_offset)
+        owner = owner[src]
+        tpos = tpos[src] + 1
+        fin = tpos >= counts[owner]
+        if bool(fin.any()):
+            fi = fin.nonzero().squeeze(1)
+            done_polys.append(pieces.index(fi))
+            done_owner.append(owner[fi])
+            ki = (~fin).nonzero().squeeze(1)
+            act = pieces.index(ki)
+            owner = owner[ki]
+            tpos = tpos[ki]
+        else:
+            act = pieces
+    return Polygons.cat(done_polys), torch.cat(done_owner)
+
+
+# --------------------------------------------------------------------------- public entry point
+def partition(
+    model: nn.Module,
+    slice: Slice,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: Any = None,
+    progress: bool = False,
+    chunk_size: int | None = None,
+) -> Any:
+    """Compute the exact linear-region partition of ``model`` on a 2-D ``slice`` of its input space.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A piecewise-linear network in eval mode (Linear, Conv, BatchNorm, pooling, ReLU, LeakyReLU,
+        residual additions, concatenation, reshapes). It is never modified: the engine works on a
+        private copy in ``dtype`` on ``device``.
+    slice : Slice
+        The slice of input space and its convex domain.
+    dtype : torch.dtype
+        Precision of all computations (float64 by default; the exactness contract assumes it).
+    device : str or torch.device, optional
+        Where to compute; defaults to the model's device.
+    progress : bool
+        Show a tqdm progress bar of finished regions.
+    chunk_size : int, optional
+        Regions streamed together through the remaining layers; chosen from a memory budget if None.
+
+    Returns
+    -------
+    Partition
+
+    Examples
+    --------
+    >>> import torch, splinecam as sc
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
+    >>> part = sc.partition(net, sc.Slice.box((-2, 2), (-2, 2)))
+    >>> part.num_regions > 1
+    True
+    """
+    from .result import Partition
+
+    if not isinstance(slice, Slice):
+        raise SliceError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")
+    t0 = time.perf_counter()
+    copy_, dev = prepare_model(model, dtype=dtype, device=device)
+    program = trace_model(copy_)
+    res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size)
+    part = Partition._from_engine(res, slice, program, dtype=dtype)
+    part.seconds = time.perf_counter() - t0
+    return part
+
+
+def _unused() -> None:  # pragma: no cover - keeps math imported for type checkers
+    math.isfinite(0.0)

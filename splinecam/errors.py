@@ -1,0 +1,29 @@
+"""Exceptions raised by splinecam.
+
+Every error names the culprit (a module path, an argument) and says what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SplineCamError",
+    "NotPiecewiseLinearError",
+    "UnsupportedModelError",
+    "SliceError",
+]
+
+
+class SplineCamError(Exception):
+    """Base class of all splinecam errors."""
+
+
+class NotPiecewiseLinearError(SplineCamError, TypeError):
+    """A module or function of the model is not piecewise-linear (or not supported yet)."""
+
+
+class UnsupportedModelError(SplineCamError, ValueError):
+    """The model as a whole cannot be analysed (training mode, NaN weights, wrong input shape...)."""
+
+
+class SliceError(SplineCamError, ValueError):
+    """A slice is malformed (rank-deficient basis, non-convex domain, shape mismatch...)."""

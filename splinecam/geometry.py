@@ -1,0 +1,186 @@
+"""Batched convex-polygon geometry on padded tensors.
+
+Polygons are stored as a :class:`Polygons` batch: ``xy`` ``(P, K, 2)`` vertex coordinates (padded
+slots repeat vertex 0), ``hsh`` ``(P, K)`` 64-bit vertex identifiers, ``lab`` ``(P, K)`` the label
+of the edge from vertex ``k`` to vertex ``k + 1`` (``-1`` for the domain border, else the global id
+of the line that made it), and ``nv`` ``(P,)`` vertex counts. Vertices are counter-clockwise.
+
+Vertex identity is combinatorial: a vertex made where line ``l`` crosses the edge between vertices
+``a`` and ``b`` gets the identifier ``mix(min(a, b), max(a, b), l)``. Two neighbouring polygons that
+cut their shared edge with the same line therefore create the *same* vertex, whichever chunk or
+iteration they are processed in, so the final planar graph needs no coordinate welding.
+
+Tolerance policy (the one place it is defined): a vertex lies *on* a line ``c + a . u = 0`` when
+``|c + a . u| <= EPS * (|c| + (|a_0| + |a_1|) * radius)``, where ``radius`` bounds the coordinates
+(the engine works in coordinates centred on the domain, so this is relative to the domain's scale
+and to the magnitude of the line's own coefficients). Such a vertex is snapped onto the line: the
+cut passes through it and no sliver is made. A line crosses a polygon when some vertex is strictly
+above and some strictly below it by more than that tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["EPS", "Polygons", "mix_hash", "split_by_lines"]
+
+EPS = 1e-10
+
+_M31 = (1 << 31) - 1
+_C1 = -49064778989728563  # 0xff51afd7ed558ccd as signed int64
+_C2 = -4265267296055464877  # 0xc4ceb9fe1a85ec53 as signed int64
+_K1 = -7046029254386353131  # 0x9e3779b97f4a7c15
+_K2 = 0x632BE59BD9B4E019
+_K3 = 0x27BB2EE687B0B0FD
+
+
+def _fmix(x: torch.Tensor) -> torch.Tensor:
+    # murmur3 finaliser with logical shifts emulated on signed int64 (multiplication wraps)
+    x = x ^ ((x >> 33) & _M31)
+    x = x * _C1
+    x = x ^ ((x >> 33) & _M31)
+    x = x * _C2
+    return x ^ ((x >> 33) & _M31)
+
+
+def mix_hash(a: torch.Tensor, b: torch.Tensor, lid: torch.Tensor) -> torch.Tensor:
+    """Identifier of the vertex made by line ``lid`` on the edge between vertices ``a`` and ``b``."""
+    lo = torch.minimum(a, b)
+    hi = torch.maximum(a, b)
+    return _fmix(_fmix(lo * _K1 + _K3) ^ (hi * _K2) ^ _fmix(lid * _K3 + 12345))
+
+
+@dataclass
+class Polygons:
+    """A batch of convex polygons on padded tensors (see module docstring)."""
+
+    xy: torch.Tensor
+    hsh: torch.Tensor
+    lab: torch.Tensor
+    nv: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.nv.shape[0])
+
+    def index(self, idx: torch.Tensor) -> Polygons:
+        p = Polygons(self.xy[idx], self.hsh[idx], self.lab[idx], self.nv[idx])
+        return p.trim()
+
+    def trim(self) -> Polygons:
+        if len(self) == 0:
+            return self
+        k = int(self.nv.max())
+        if k < self.xy.shape[1]:
+            return Polygons(self.xy[:, :k], self.hsh[:, :k], self.lab[:, :k], self.nv)
+        return self
+
+    def pad_to(self, k: int) -> Polygons:
+        cur = self.xy.shape[1]
+        if cur >= k:
+            return self
+        extra = k - cur
+        xy = torch.cat([self.xy, self.xy[:, :1].expand(-1, extra, -1)], 1)
+        hsh = torch.cat([self.hsh, self.hsh[:, :1].expand(-1, extra)], 1)
+        lab = torch.cat([self.lab, self.lab.new_full((len(self), extra), -1)], 1)
+        return Polygons(xy, hsh, lab, self.nv)
+
+    @staticmethod
+    def cat(parts: list[Polygons]) -> Polygons:
+        parts = [p for p in parts if len(p)]
+        k = max(p.xy.shape[1] for p in parts)
+        parts = [p.pad_to(k) for p in parts]
+        return Polygons(
+            torch.cat([p.xy for p in parts]),
+            torch.cat([p.hsh for p in parts]),
+            torch.cat([p.lab for p in parts]),
+            torch.cat([p.nv for p in parts]),
+        )
+
+    def centroids(self) -> torch.Tensor:
+        """Vertex means ``(P, 2)``: points strictly inside non-degenerate convex polygons."""
+        k = self.xy.shape[1]
+        valid = torch.arange(k, device=self.nv.device) < self.nv[:, None]
+        s = (self.xy * valid[..., None]).sum(1)
+        return s / self.nv[:, None].to(self.xy.dtype)
+
+
+def _compact(
+    keep: torch.Tensor, *arrays: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """Move kept slots of each row to the front. Returns counts, arrays, and source slot indices."""
+    cnt = keep.sum(1)
+    k = int(cnt.max())
+    p, s = keep.shape
+    # stable order: kept slots first, in their original order
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :k]
+    # padded slots repeat the first kept slot
+    slot = torch.arange(k, device=keep.device)
+    order = torch.where(slot[None] < cnt[:, None], order, order[:, :1])
+    out = [torch.gather(a, 1, order if a.dim() == 2 else order[..., None].expand(-1, -1, a.shape[2])) for a in arrays]
+    return cnt, out, order
+
+
+def split_by_lines(
+    poly: Polygons,
+    c: torch.Tensor,
+    a0: torch.Tensor,
+    a1: torch.Tensor,
+    tol: torch.Tensor,
+    lid: torch.Tensor,
+) -> tuple[Polygons, torch.Tensor, torch.Tensor]:
+    """Split each polygon ``i`` by its own line ``c[i] + a0[i] x + a1[i] y = 0``.
+
+    Returns ``(pieces, src, crossed)``: the resulting polygons (uncrossed polygons unchanged, crossed
+    ones replaced by their part above the line followed by ... ), the index of the input polygon
+    each piece comes from, and a flag per input polygon telling whether it was cut.
+    """
+    xy, hsh, lab, nv = poly.xy, poly.hsh, poly.lab, poly.nv
+    p, k, _ = xy.shape
+    dev = xy.device
+    slots = torch.arange(k, device=dev)
+    valid = slots[None] < nv[:, None]
+    s = c[:, None] + xy[..., 0] * a0[:, None] + xy[..., 1] * a1[:, None]
+    s = torch.where(s.abs() <= tol[:, None], torch.zeros_like(s), s)
+    sg = torch.sign(s) * valid
+    crossed = (sg > 0).any(1) & (sg < 0).any(1)
+    if not bool(crossed.any()):
+        return poly, torch.arange(p, device=dev), crossed
+    ci = crossed.nonzero().squeeze(1)
+    keep_i = (~crossed).nonzero().squeeze(1)
+    xy, hsh, lab, nv, s, sg, valid = xy[ci], hsh[ci], lab[ci], nv[ci], s[ci], sg[ci], valid[ci]
+    lid_c = lid[ci]
+    q = ci.shape[0]
+    nxt = torch.where(slots[None] + 1 < nv[:, None], slots[None] + 1, torch.zeros_like(slots)[None])
+    s_n = torch.gather(s, 1, nxt)
+    sg_n = torch.gather(sg, 1, nxt)
+    xy_n = torch.gather(xy, 1, nxt[..., None].expand(-1, -1, 2))
+    h_n = torch.gather(hsh, 1, nxt)
+    change = valid & (sg * sg_n < 0)
+    denom = torch.where(change, s - s_n, torch.ones_like(s))
+    t = torch.where(change, s / denom, torch.zeros_like(s))
+    ixy = xy + t[..., None] * (xy_n - xy)
+    ih = mix_hash(hsh, h_n, lid_c[:, None].expand(-1, k))
+    # augmented cycle: slot 2k is vertex k, slot 2k + 1 the crossing point on edge k
+    axy = torch.stack([xy, ixy], 2).reshape(q, 2 * k, 2)
+    ah = torch.stack([hsh, ih], 2).reshape(q, 2 * k)
+    alab = torch.stack([lab, lab], 2).reshape(q, 2 * k)
+    aidx = torch.arange(2 * k, device=dev).expand(q, -1)
+    pieces = []
+    for side in (1, -1):
+        kv = valid & (sg * side >= 0)
+        keep = torch.stack([kv, change], 2).reshape(q, 2 * k)
+        cnt, (pxy, ph, plab, pg), _ = _compact(keep, axy, ah, alab, aidx)
+        kk = pg.shape[1]
+        sl = torch.arange(kk, device=dev)
+        nxt_slot = torch.where(sl[None] + 1 < cnt[:, None], sl[None] + 1, torch.zeros_like(sl)[None])
+        g_next = torch.gather(pg, 1, nxt_slot)
+        period = 2 * nv[:, None]
+        diff = torch.remainder(g_next - pg, period)
+        original = (diff == 1) | ((diff == 2) & (pg % 2 == 0))
+        plab = torch.where(original, plab, lid_c[:, None].expand(-1, kk))
+        pieces.append(Polygons(pxy, ph, plab, cnt))
+    out = Polygons.cat([poly.index(keep_i) if len(keep_i) else poly.index(keep_i), pieces[0], pieces[1]])
+    src = torch.cat([keep_i, ci, ci])
+    return out, src, crossed

@@ -1,0 +1,430 @@
+"""The :class:`Partition` result object: regions, planar graph, affine maps and codes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+
+from .slice import Slice
+
+__all__ = ["Partition"]
+
+
+def _shoelace(poly_xy: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Signed areas of CSR polygons (``poly_xy`` flat ``(N, 2)``, ``ptr`` offsets)."""
+    n = len(poly_xy)
+    idx = np.arange(n)
+    reg = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    nxt = idx + 1
+    last = ptr[1:] - 1
+    nxt[last] = ptr[:-1]
+    x, y = poly_xy[:, 0], poly_xy[:, 1]
+    cr = x * y[nxt] - x[nxt] * y
+    return 0.5 * np.bincount(reg, weights=cr, minlength=len(ptr) - 1)
+
+
+class Partition:
+    """The exact partition of a 2-D slice into the linear regions of a network.
+
+    Built by :func:`splinecam.partition`; read its attributes, do not set them.
+
+    Attributes
+    ----------
+    slice : Slice
+        The slice it was computed on; coordinates below are slice coordinates ``u``.
+    vertices : ndarray, shape (V, 2)
+        Vertex coordinates, shared by neighbouring regions.
+    region_ptr : ndarray, shape (R + 1,)
+        CSR offsets of each region's vertex ids in ``region_vertices``.
+    region_vertices : ndarray
+        Vertex ids, counter-clockwise per region.
+    edges : ndarray, shape (E, 2)
+        Vertex ids of each edge of the planar graph.
+    edge_regions : ndarray, shape (E, 2)
+        Region on the left and on the right of each edge (walking ``edges[e, 0] -> edges[e, 1]``);
+        ``-1`` outside the domain (border edges are oriented so that their region is on the left).
+    edge_layer, edge_unit : ndarray, shape (E,)
+        Which nonlinearity (index into ``layer_names``) and which unit (flat index) made each edge;
+        ``-1`` for the domain border.
+    output_affine : tuple of ndarray
+        ``(A, b)`` with ``A`` ``(R, out, 2)`` and ``b`` ``(R, out)`` such that on region ``r``
+        ``model(slice.to_input(u)).flatten() == A[r] @ u + b[r]``.
+    codes : list of ndarray
+        Per nonlinearity, ``(R, units)`` piece index of every unit on every region (for ReLU:
+        1 = active, 0 = inactive).
+    layer_names : list of str
+        Module path (or function) of every nonlinearity, in order.
+    seconds : float
+        Wall time of the computation.
+    """
+
+    slice: Slice
+    vertices: np.ndarray
+    region_ptr: np.ndarray
+    region_vertices: np.ndarray
+    edges: np.ndarray
+    edge_regions: np.ndarray
+    edge_layer: np.ndarray
+    edge_unit: np.ndarray
+    output_affine: tuple[np.ndarray, np.ndarray]
+    codes: list[np.ndarray]
+    layer_names: list[str]
+    unit_shapes: list[tuple[int, ...]]
+    output_shape: tuple[int, ...]
+    seconds: float
+
+    def __init__(
+        self,
+        slice: Slice,
+        vertices: np.ndarray,
+        region_ptr: np.ndarray,
+        region_vertices: np.ndarray,
+        edges: np.ndarray,
+        edge_regions: np.ndarray,
+        edge_layer: np.ndarray,
+        edge_unit: np.ndarray,
+        output_affine: tuple[np.ndarray, np.ndarray],
+        codes: list[np.ndarray],
+        layer_names: list[str],
+        unit_shapes: list[tuple[int, ...]] | None = None,
+        output_shape: tuple[int, ...] = (),
+        seconds: float = 0.0,
+    ) -> None:
+        self.slice = slice
+        self.vertices = vertices
+        self.region_ptr = region_ptr
+        self.region_vertices = region_vertices
+        self.edges = edges
+        self.edge_regions = edge_regions
+        self.edge_layer = edge_layer
+        self.edge_unit = edge_unit
+        self.output_affine = output_affine
+        self.codes = codes
+        self.layer_names = list(layer_names)
+        self.unit_shapes = list(unit_shapes or [(c.shape[1],) for c in codes])
+        self.output_shape = tuple(output_shape)
+        self.seconds = float(seconds)
+        self._index: Any = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def _from_engine(cls, res: Any, slc: Slice, program: Any, dtype: torch.dtype) -> Partition:
+        poly = res.poly
+        center = slc.center
+        nv = poly.nv.cpu().numpy().astype(np.int64)
+        r = len(nv)
+        k = poly.xy.shape[1]
+        valid = np.arange(k)[None] < nv[:, None]
+        xy = poly.xy.detach().to("cpu", torch.float64).numpy()[valid] + center
+        hs = poly.hsh.cpu().numpy()[valid]
+        lab = poly.lab.cpu().numpy()[valid]
+        uniq, first, inv = np.unique(hs, return_index=True, return_inverse=True)
+        verts = xy[first]
+        # identical identifiers must be the same point (a 64-bit collision would show here)
+        scale = float(np.abs(slc.domain - center).max())
+        dev = np.abs(xy - verts[inv]).max() if len(xy) else 0.0
+        if dev > 1e-6 * scale:
+            raise RuntimeError(
+                f"internal error: vertex identifiers collide (points {dev:.3g} apart share one id); "
+                "please report this with the model and slice"
+            )
+        ptr = np.zeros(r + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum(nv)
+        rv = inv.astype(np.int64)
+        # half-edges (a -> b) with the region on their left
+        nxt = np.arange(len(rv)) + 1
+        nxt[ptr[1:] - 1] = ptr[:-1]
+        a, b = rv, rv[nxt]
+        reg = np.repeat(np.arange(r), nv)
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        key = lo * len(uniq) + hi
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        counts = np.diff(np.r_[starts, len(ks)])
+        ne = len(starts)
+        edges = np.stack([lo[order[starts]], hi[order[starts]]], 1)
+        edge_regions = np.full((ne, 2), -1, dtype=np.int64)
+        # group members: the one walking lo -> hi has the region on the left
+        for j in range(int(counts.max()) if ne else 0):
+            sel = counts > j
+            h = order[starts[sel] + j]
+            forward = a[h] < b[h]
+            eidx = np.flatnonzero(sel)
+            edge_regions[eidx[forward], 0] = reg[h[forward]]
+            edge_regions[eidx[~forward], 1] = reg[h[~forward]]
+        # border edges: orient them so that their one region is on the left
+        flip = edge_regions[:, 0] < 0
+        edges[flip] = edges[flip][:, ::-1]
+        edge_regions[flip] = edge_regions[flip][:, ::-1]
+        elab = lab[order[starts]]
+        offsets = np.asarray(res.line_offsets + [np.iinfo(np.int64).max], dtype=np.int64)
+        nb = np.asarray(res.num_breakpoints + [1], dtype=np.int64)
+        layer = np.where(elab >= 0, np.searchsorted(offsets, elab, side="right") - 1, -1)
+        local = np.where(elab >= 0, elab - offsets[np.maximum(layer, 0)], -1)
+        unit = np.where(elab >= 0, local // nb[np.maximum(layer, 0)], -1)
+        a_mat = res.out_grad.detach().to("cpu", torch.float64).numpy()
+        b_vec = res.out_const.detach().to("cpu", torch.float64).numpy() - a_mat @ center
+        codes = [c.cpu().numpy() for c in res.codes]
+        part = cls(
+            slice=slc,
+            vertices=verts,
+            region_ptr=ptr,
+            region_vertices=rv,
+            edges=edges.astype(np.int64),
+            edge_regions=edge_regions,
+            edge_layer=layer.astype(np.int64),
+            edge_unit=unit.astype(np.int64),
+            output_affine=(a_mat, b_vec),
+            codes=codes,
+            layer_names=program.pwl_names,
+            unit_shapes=res.unit_shapes,
+            output_shape=res.output_shape,
+        )
+        part._edge_multiplicity = counts
+        return part
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_regions(self) -> int:
+        """Number of regions ``R``."""
+        return len(self.region_ptr) - 1
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.vertices)
+
+    @property
+    def num_edges(self) -> int:
+        return len(self.edges)
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.output_affine[1].shape[1])
+
+    def __len__(self) -> int:
+        return self.num_regions
+
+    def __repr__(self) -> str:
+        return (
+            f"Partition({self.num_regions} regions, {self.num_vertices} vertices, {self.num_edges} "
+            f"edges, {len(self.layer_names)} nonlinearities, {self.num_outputs} outputs, "
+            f"{self.seconds:.3g} s; {self.slice!r})"
+        )
+
+    # ------------------------------------------------------------------ geometry
+    def region_sizes(self) -> np.ndarray:
+        """Number of vertices of each region."""
+        return np.diff(self.region_ptr)
+
+    def polygons(self) -> list[np.ndarray]:
+        """Each region as a ``(k_i, 2)`` array of counter-clockwise vertices.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU()).eval()
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); _ = net[0].bias.zero_()
+        >>> [p.shape for p in sc.partition(net, sc.Slice.box()).polygons()]
+        [(4, 2), (4, 2)]
+        """
+        return np.split(self.vertices[self.region_vertices], self.region_ptr[1:-1])
+
+    def padded_polygons(self) -> tuple[np.ndarray, np.ndarray]:
+        """Regions as one ``(R, K, 2)`` array (padded slots repeat vertex 0) and the counts ``(R,)``."""
+        nv = self.region_sizes()
+        k = int(nv.max()) if len(nv) else 0
+        slot = np.arange(k)
+        idx = self.region_ptr[:-1, None] + np.where(slot[None] < nv[:, None], slot[None], 0)
+        return self.vertices[self.region_vertices[idx]], nv
+
+    def areas(self) -> np.ndarray:
+        """Area of each region, shape ``(R,)``."""
+        return _shoelace(self.vertices[self.region_vertices], self.region_ptr)
+
+    def centroids(self) -> np.ndarray:
+        """Area centroid of each region, shape ``(R, 2)``."""
+        p = self.vertices[self.region_vertices]
+        ptr = self.region_ptr
+        reg = np.repeat(np.arange(self.num_regions), np.diff(ptr))
+        nxt = np.arange(len(p)) + 1
+        nxt[ptr[1:] - 1] = ptr[:-1]
+        # triangulate around the vertex mean for accuracy
+        mean = np.stack(
+            [np.bincount(reg, weights=p[:, i]) for i in range(2)], 1
+        ) / np.diff(ptr)[:, None]
+        q = p - mean[reg]
+        qn = q[nxt]
+        cr = q[:, 0] * qn[:, 1] - qn[:, 0] * q[:, 1]
+        a = np.bincount(reg, weights=cr, minlength=self.num_regions)
+        cx = np.bincount(reg, weights=cr * (q[:, 0] + qn[:, 0]), minlength=self.num_regions)
+        cy = np.bincount(reg, weights=cr * (q[:, 1] + qn[:, 1]), minlength=self.num_regions)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.stack([cx, cy], 1) / (3.0 * a[:, None])
+        c = np.where(np.isfinite(c), c, 0.0)
+        return mean + c
+
+    def interior_points(self, n: int = 1, seed: int | None = 0, margin: float = 0.05) -> np.ndarray:
+        """``n`` random points strictly inside each region, shape ``(R, n, 2)``.
+
+        Points are random convex combinations of the region's vertices, pulled towards its centroid
+        by ``margin`` so they stay away from the borders.
+        """
+        rng = np.random.default_rng(seed)
+        poly, nv = self.padded_polygons()
+        r, k, _ = poly.shape
+        w = rng.exponential(size=(r, n, k))
+        w *= (np.arange(k)[None, None] < nv[:, None, None])
+        w /= w.sum(-1, keepdims=True)
+        pts = np.einsum("rnk,rkd->rnd", w, poly)
+        ctr = self.centroids()[:, None]
+        return ctr + (1 - margin) * (pts - ctr)
+
+    def locate(self, u: Any) -> np.ndarray:
+        """Region id of each point ``(N, 2)`` (slice coordinates), ``-1`` outside the domain.
+
+        A point on a border between regions gets one of them.
+        """
+        from .locate import RegionIndex
+
+        if self._index is None:
+            self._index = RegionIndex(self)
+        return self._index.locate(np.asarray(u, dtype=np.float64).reshape(-1, 2))
+
+    # ------------------------------------------------------------------ affine maps
+    def evaluate(self, u: Any, regions: np.ndarray | None = None) -> np.ndarray:
+        """The network's output at points ``u`` ``(N, 2)`` from the regions' affine maps, ``(N, out)``."""
+        u = np.asarray(u, dtype=np.float64).reshape(-1, 2)
+        r = self.locate(u) if regions is None else np.asarray(regions)
+        a, b = self.output_affine
+        out = np.einsum("noi,ni->no", a[r], u) + b[r]
+        out[r < 0] = np.nan
+        return out
+
+    def verify(self, model: torch.nn.Module, points_per_region: int = 2, seed: int = 0, max_regions: int = 20000) -> Any:
+        """Re-check the partition against the real torch model; returns a :class:`VerifyReport`.
+
+        See :func:`splinecam.verify.verify_partition` for the checks and tolerances.
+        """
+        from .verify import verify_partition
+
+        return verify_partition(
+            self, model, points_per_region=points_per_region, seed=seed, max_regions=max_regions
+        )
+
+    # ------------------------------------------------------------------ downstream (lazy imports)
+    def decision_boundary(self, classes: Any = None, threshold: float = 0.0) -> Any:
+        """The decision boundary; see :func:`splinecam.boundary.decision_boundary`."""
+        from .boundary import decision_boundary
+
+        return decision_boundary(self, classes=classes, threshold=threshold)
+
+    def level_set(self, output: int = 0, value: float = 0.0) -> Any:
+        """The level set ``f_output = value``; see :func:`splinecam.boundary.level_set`."""
+        from .boundary import level_set
+
+        return level_set(self, output=output, value=value)
+
+    def decision_regions(self) -> Any:
+        """Connected components of equal argmax class; see :func:`splinecam.graph.decision_regions`."""
+        from .graph import decision_regions
+
+        return decision_regions(self)
+
+    def to_networkx(self, kind: str = "planar") -> Any:
+        """Export to networkx; see :func:`splinecam.graph.to_networkx`."""
+        from .graph import to_networkx
+
+        return to_networkx(self, kind=kind)
+
+    def to_igraph(self, kind: str = "planar") -> Any:
+        """Export to igraph; see :func:`splinecam.graph.to_igraph`."""
+        from .graph import to_igraph
+
+        return to_igraph(self, kind=kind)
+
+    def to_graph_tool(self, kind: str = "planar") -> Any:
+        """Export to graph-tool (optional dependency); see :func:`splinecam.graph.to_graph_tool`."""
+        from .graph import to_graph_tool
+
+        return to_graph_tool(self, kind=kind)
+
+    def statistics(self) -> dict[str, Any]:
+        """Region statistics; see :func:`splinecam.stats.statistics`."""
+        from .stats import statistics
+
+        return statistics(self)
+
+    def density(self, point: Any, radius: float) -> float:
+        """Regions per unit area in a disc; see :func:`splinecam.stats.density`."""
+        from .stats import density
+
+        return density(self, point, radius)
+
+    def plot(self, ax: Any = None, color_by: str = "slope", boundary: bool = True, **kw: Any) -> Any:
+        """Draw the partition; see :func:`splinecam.plot.plot_partition`."""
+        from .plot import plot_partition
+
+        return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, **kw)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Any) -> None:
+        """Save to a ``.npz`` file (arrays only, no pickle)."""
+        a, b = self.output_affine
+        arrays: dict[str, np.ndarray] = {
+            "vertices": self.vertices,
+            "region_ptr": self.region_ptr,
+            "region_vertices": self.region_vertices,
+            "edges": self.edges,
+            "edge_regions": self.edge_regions,
+            "edge_layer": self.edge_layer,
+            "edge_unit": self.edge_unit,
+            "A": a,
+            "b": b,
+        }
+        for i, c in enumerate(self.codes):
+            arrays[f"codes_{i}"] = c
+        for key, v in self.slice.to_dict().items():
+            arrays[f"slice_{key}"] = v
+        meta = {
+            "format": 1,
+            "layer_names": self.layer_names,
+            "unit_shapes": [list(s) for s in self.unit_shapes],
+            "output_shape": list(self.output_shape),
+            "seconds": self.seconds,
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Any) -> Partition:
+        """Load a partition written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            slc = Slice(
+                origin=z["slice_origin"],
+                basis=z["slice_basis"],
+                domain=z["slice_domain"],
+                anchors=z["slice_anchors"] if "slice_anchors" in z else None,
+            )
+            n = len(meta["layer_names"])
+            return cls(
+                slice=slc,
+                vertices=z["vertices"],
+                region_ptr=z["region_ptr"],
+                region_vertices=z["region_vertices"],
+                edges=z["edges"],
+                edge_regions=z["edge_regions"],
+                edge_layer=z["edge_layer"],
+                edge_unit=z["edge_unit"],
+                output_affine=(z["A"], z["b"]),
+                codes=[z[f"codes_{i}"] for i in range(n)],
+                layer_names=meta["layer_names"],
+                unit_shapes=[tuple(s) for s in meta["unit_shapes"]],
+                output_shape=tuple(meta["output_shape"]),
+                seconds=meta["seconds"],
+            )

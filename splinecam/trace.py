@@ -1,0 +1,590 @@
+"""Turn a PyTorch model into an ordered program of affine and piecewise-linear steps.
+
+``nn.Sequential`` models are walked directly (nested ones are flattened); any other module is
+captured with :mod:`torch.fx`, which is what makes residual additions, concatenation and reshapes
+possible. Each step of the resulting :class:`Program` is one of
+
+* ``input``: the model's input,
+* ``const``: a tensor that does not depend on the input (a parameter, a buffer, a literal),
+* ``affine``: an affine function of its input-dependent arguments, applied to *affine stacks* (see
+  :mod:`splinecam.engine`) by running the real torch module or function,
+* ``pwl``: an elementwise piecewise-linear function (ReLU, LeakyReLU, ...) described by its
+  breakpoints and slopes; these are the steps that cut regions,
+* ``meta``: a shape query (``x.size(0)``, ``x.dim()``) whose value feeds a reshape.
+
+Anything else raises :class:`~splinecam.errors.NotPiecewiseLinearError` naming the module path and
+type, before any work is done.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import NotPiecewiseLinearError, UnsupportedModelError
+
+__all__ = ["PWLSpec", "Step", "Program", "trace_model", "prepare_model"]
+
+
+# --------------------------------------------------------------------------- piecewise-linear specs
+@dataclass
+class PWLSpec:
+    """An elementwise continuous piecewise-linear function.
+
+    ``breakpoints`` ``t_1 < ... < t_m`` (floats) and ``m + 1`` slopes, one per piece; a slope is a
+    float or a tensor broadcastable to the unit shape (PReLU's per-channel slope). On piece ``k``
+    (``t_k < x <= t_{k+1}``) the function is ``slopes[k] * x + intercepts[k]``, the intercepts
+    making it continuous with value ``value_at_first`` at ``t_1``.
+    """
+
+    kind: str
+    breakpoints: list[float]
+    slopes: list[Any]
+    value_at_first: float = 0.0
+
+    def intercepts(self) -> list[Any]:
+        t = self.breakpoints
+        v = self.value_at_first
+        out = [v - self.slopes[0] * t[0]]
+        val = v
+        for k in range(1, len(self.slopes)):
+            out.append(val - self.slopes[k] * t[k - 1])
+            if k < len(t):
+                val = self.slopes[k] * t[k] + out[k]
+        return out
+
+
+def _pwl_from_module(mod: nn.Module) -> PWLSpec | None:
+    if isinstance(mod, nn.ReLU):
+        return PWLSpec("relu", [0.0], [0.0, 1.0])
+    if isinstance(mod, nn.LeakyReLU):
+        return PWLSpec("leaky_relu", [0.0], [float(mod.negative_slope), 1.0])
+    return None
+
+
+def _pwl_from_function(target: Any, args: tuple, kwargs: dict) -> PWLSpec | None:
+    if target in (F.relu, torch.relu, torch.relu_, F.relu_, "relu", "relu_"):
+        return PWLSpec("relu", [0.0], [0.0, 1.0])
+    if target in (F.leaky_relu, F.leaky_relu_):
+        slope = kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01)
+        return PWLSpec("leaky_relu", [0.0], [float(slope), 1.0])
+    return None
+
+
+# --------------------------------------------------------------------------- classification tables
+_AFFINE_MODULES: tuple[type, ...] = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+)
+_LINEAR_MODULES: tuple[type, ...] = (
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.ZeroPad2d,
+)
+_NOT_PWL_MODULES: tuple[type, ...] = (
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.Softmin,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.Softplus,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.LogSigmoid,
+    nn.Softsign,
+    nn.Tanhshrink,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.LocalResponseNorm,
+    nn.MultiheadAttention,
+    nn.Bilinear,
+)
+_PWL_NOT_YET_MODULES: tuple[type, ...] = (
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+    nn.ReLU6,
+    nn.Hardtanh,
+    nn.PReLU,
+    nn.Threshold,
+    nn.Hardshrink,
+    nn.Softshrink,
+)
+_NOT_PWL_FUNCTIONS = {
+    F.gelu,
+    F.silu,
+    torch.sigmoid,
+    F.sigmoid,
+    torch.tanh,
+    F.tanh,
+    F.softmax,
+    torch.softmax,
+    F.log_softmax,
+    torch.log_softmax,
+    F.elu,
+    F.selu,
+    F.celu,
+    F.softplus,
+    F.mish,
+    F.hardswish,
+    F.hardsigmoid,
+    F.layer_norm,
+    F.group_norm,
+    F.instance_norm,
+    torch.exp,
+    torch.log,
+    torch.sqrt,
+    torch.sin,
+    torch.cos,
+    operator.pow,
+    torch.pow,
+    torch.matmul,
+    operator.matmul,
+    torch.bmm,
+    torch.einsum,
+}
+_PWL_NOT_YET_FUNCTIONS = {
+    F.max_pool1d,
+    F.max_pool2d,
+    F.max_pool3d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+    F.relu6,
+    F.hardtanh,
+    F.prelu,
+    torch.abs,
+    torch.clamp,
+    torch.clip,
+    torch.max,
+    torch.min,
+    torch.maximum,
+    torch.minimum,
+    torch.amax,
+    torch.amin,
+}
+# functions that are linear in their (single or several) input-dependent tensor arguments
+_LINEAR_FUNCTIONS = {
+    torch.flatten,
+    torch.reshape,
+    torch.cat,
+    torch.concat,
+    torch.stack,
+    operator.neg,
+    torch.neg,
+    torch.transpose,
+    torch.permute,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.mean,
+    torch.sum,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.avg_pool3d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.pixel_shuffle,
+    F.pixel_unshuffle,
+    operator.getitem,
+}
+_AFFINE_FUNCTIONS = {F.linear, F.conv1d, F.conv2d, F.conv3d, F.batch_norm}
+_LINEAR_METHODS = {
+    "view",
+    "reshape",
+    "flatten",
+    "contiguous",
+    "permute",
+    "transpose",
+    "squeeze",
+    "unsqueeze",
+    "mean",
+    "sum",
+    "neg",
+    "clone",
+    "view_as",
+    "reshape_as",
+    "expand",
+    "chunk",
+    "split",
+    "float",
+    "double",
+    "to",
+}
+_META_METHODS = {"size", "dim"}
+_ADD = {operator.add, operator.iadd, torch.add, "add", "add_", "__add__", "__radd__"}
+_SUB = {operator.sub, operator.isub, torch.sub, "sub", "sub_", "__sub__", "__rsub__"}
+_MUL = {operator.mul, operator.imul, torch.mul, "mul", "mul_", "__mul__", "__rmul__"}
+_DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide, "div", "div_"}
+
+
+def _fn_name(target: Any) -> str:
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    mod = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__name__", repr(target))
+    if mod.startswith("torch.nn.functional"):
+        return f"torch.nn.functional.{name}"
+    if mod.startswith("_operator") or mod == "operator":
+        return f"operator.{name}"
+    return f"torch.{name}" if mod.startswith("torch") or not mod else f"{mod}.{name}"
+
+
+# --------------------------------------------------------------------------- program
+@dataclass
+class Step:
+    """One step of a traced :class:`Program`."""
+
+    kind: str  # "input" | "const" | "affine" | "pwl" | "meta" | "output"
+    name: str  # module path or function name, for messages
+    target: Any = None  # module, function or method name
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    op: str = ""  # fx opcode, or "module"
+    mode: str = ""  # affine: "linear" | "bias" | "add" | "sub" | "rsub" | "mul" | "div"
+    pwl: PWLSpec | None = None
+    pwl_index: int = -1  # position among the pwl steps
+    free_after: list[int] = field(default_factory=list)  # steps whose values die after this one
+
+
+@dataclass
+class Program:
+    """A traced model: steps in topological order; ``output`` indexes the step giving the output."""
+
+    steps: list[Step]
+    output: int
+    pwl_steps: list[int]
+
+    @property
+    def pwl_names(self) -> list[str]:
+        return [self.steps[i].name for i in self.pwl_steps]
+
+    def __repr__(self) -> str:
+        lines = [f"Program({len(self.steps)} steps, {len(self.pwl_steps)} piecewise-linear):"]
+        for i, s in enumerate(self.steps):
+            if s.kind in ("affine", "pwl"):
+                lines.append(f"  [{i}] {s.kind:6s} {s.name}")
+        return "\n".join(lines)
+
+
+class _Ref(int):
+    """A reference to an earlier step's value inside a step's args."""
+
+
+def _map_args(a: Any, fn: Callable[[Any], Any]) -> Any:
+    if isinstance(a, (tuple, list)):
+        return type(a)(_map_args(x, fn) for x in a)
+    if isinstance(a, dict):
+        return {k: _map_args(v, fn) for k, v in a.items()}
+    return fn(a)
+
+
+def _refs(a: Any) -> list[int]:
+    out: list[int] = []
+    _map_args(a, lambda x: out.append(int(x)) if isinstance(x, _Ref) else None)
+    return out
+
+
+class _Tracer(fx.Tracer):
+    """fx tracer that keeps every torch.nn module (and our known modules) as a leaf."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if isinstance(m, nn.Sequential):
+            return False
+        if isinstance(m, _AFFINE_MODULES + _LINEAR_MODULES + _NOT_PWL_MODULES + _PWL_NOT_YET_MODULES):
+            return True
+        if isinstance(m, (nn.ReLU, nn.LeakyReLU)):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+def _flatten_sequential(seq: nn.Sequential, prefix: str) -> list[tuple[str, nn.Module]]:
+    out: list[tuple[str, nn.Module]] = []
+    for name, child in seq.named_children():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, nn.Sequential):
+            out.extend(_flatten_sequential(child, path))
+        else:
+            out.append((path, child))
+    return out
+
+
+def _is_leaf(m: nn.Module) -> bool:
+    return isinstance(
+        m,
+        _AFFINE_MODULES + _LINEAR_MODULES + _NOT_PWL_MODULES + _PWL_NOT_YET_MODULES,
+    ) or isinstance(m, (nn.ReLU, nn.LeakyReLU))
+
+
+def _graph_of(model: nn.Module) -> tuple[fx.Graph, nn.Module]:
+    """An fx graph of ``model``: built by hand for a Sequential of leaves, else by tracing."""
+    if isinstance(model, nn.Sequential):
+        leaves = _flatten_sequential(model, "")
+        if all(_is_leaf(m) for _, m in leaves):
+            g = fx.Graph()
+            x = g.placeholder("x")
+            for path, _ in leaves:
+                x = g.call_module(path, (x,))
+            g.output(x)
+            return g, model
+    try:
+        g = _Tracer().trace(model)
+    except Exception as exc:  # fx raises many types for data-dependent control flow
+        raise UnsupportedModelError(
+            f"could not trace {type(model).__name__} with torch.fx ({type(exc).__name__}: {exc}). "
+            "splinecam needs a forward() without data-dependent Python control flow; write the "
+            "model as nn.Sequential or remove branches that depend on tensor values"
+        ) from exc
+    return g, model
+
+
+def _not_pwl(path: str, what: str, why: str) -> NotPiecewiseLinearError:
+    return NotPiecewiseLinearError(f"{path} ({what}) {why}")
+
+
+_WHY_NOT_PWL = (
+    "is not piecewise-linear, so the model is not a continuous piecewise-affine function and has no "
+    "exact linear-region partition; replace it with ReLU / LeakyReLU (or train such a model)"
+)
+_WHY_NOT_YET = (
+    "is piecewise-linear but not supported yet by splinecam; supported nonlinearities are ReLU and "
+    "LeakyReLU (modules or torch.relu / F.relu / F.leaky_relu)"
+)
+_WHY_UNKNOWN = (
+    "is not a module splinecam knows to be affine or piecewise-linear. Supported: Linear, Conv1d/2d/3d, "
+    "ConvTranspose, BatchNorm (eval), AvgPool, AdaptiveAvgPool, Flatten, Unflatten, Identity, Dropout, "
+    "ReLU, LeakyReLU, and additions, concatenations, reshapes and constant scalings in forward()"
+)
+
+
+def trace_model(model: nn.Module) -> Program:
+    """Trace ``model`` into a :class:`Program` of affine and piecewise-linear steps.
+
+    Raises
+    ------
+    NotPiecewiseLinearError
+        If a module or function is not piecewise-linear or not supported, naming its path and type.
+    UnsupportedModelError
+        If the model cannot be traced at all (data-dependent control flow, several inputs...).
+    """
+    graph, root = _graph_of(model)
+    modules = dict(root.named_modules())
+    steps: list[Step] = []
+    index: dict[fx.Node, int] = {}
+    kinds: list[str] = []
+    pwl_steps: list[int] = []
+    output = -1
+
+    def ref(a: Any) -> Any:
+        return _Ref(index[a]) if isinstance(a, fx.Node) else a
+
+    def is_stack(a: Any) -> bool:
+        return isinstance(a, _Ref) and kinds[a] in ("input", "affine", "pwl")
+
+    def add(step: Step) -> None:
+        index[node] = len(steps)
+        steps.append(step)
+        kinds.append(step.kind)
+
+    n_inputs = 0
+    for node in graph.nodes:
+        args = _map_args(node.args, ref)
+        kwargs = _map_args(dict(node.kwargs), ref)
+        stack_args = [r for r in _refs((args, kwargs)) if kinds[r] in ("input", "affine", "pwl")]
+        if node.op == "placeholder":
+            n_inputs += 1
+            if n_inputs > 1:
+                raise UnsupportedModelError(
+                    f"the model's forward() takes more than one input ({node.name}); splinecam slices "
+                    "a single input tensor. Wrap the model so that the other inputs are fixed"
+                )
+            add(Step("input", node.name, op="placeholder"))
+        elif node.op == "get_attr":
+            add(Step("const", node.target, target=node.target, op="get_attr"))
+        elif node.op == "output":
+            outs = _refs(args)
+            if len(outs) != 1 or not isinstance(args[0], _Ref):
+                raise UnsupportedModelError(
+                    "the model must return a single tensor (logits or a scalar output), not a "
+                    f"{type(node.args[0]).__name__}; wrap it to return one tensor"
+                )
+            output = outs[0]
+        elif node.op == "call_module":
+            path = str(node.target)
+            mod = modules[path]
+            what = type(mod).__name__
+            if not stack_args:
+                add(Step("const", path, target=mod, args=args, kwargs=kwargs, op="module"))
+                continue
+            spec = _pwl_from_module(mod)
+            if spec is not None:
+                add(Step("pwl", path, target=mod, args=args, op="module", pwl=spec))
+                steps[-1].pwl_index = len(pwl_steps)
+                pwl_steps.append(len(steps) - 1)
+            elif isinstance(mod, _AFFINE_MODULES):
+                add(Step("affine", path, target=mod, args=args, kwargs=kwargs, op="module", mode="bias"))
+            elif isinstance(mod, _LINEAR_MODULES):
+                add(Step("affine", path, target=mod, args=args, kwargs=kwargs, op="module", mode="linear"))
+            elif isinstance(mod, _NOT_PWL_MODULES):
+                raise _not_pwl(path, what, _WHY_NOT_PWL)
+            elif isinstance(mod, _PWL_NOT_YET_MODULES):
+                raise _not_pwl(path, what, _WHY_NOT_YET)
+            else:
+                raise _not_pwl(path, what, _WHY_UNKNOWN)
+        elif node.op in ("call_function", "call_method"):
+            tgt = node.target
+            label = f"{node.name} ({_fn_name(tgt)})"
+            if not stack_args:
+                add(Step("const", label, target=tgt, args=args, kwargs=kwargs, op=node.op))
+                continue
+            if node.op == "call_method" and tgt in _META_METHODS or (
+                tgt is getattr and len(args) > 1 and args[1] in ("shape", "dtype", "device")
+            ):
+                add(Step("meta", label, target=tgt, args=args, kwargs=kwargs, op=node.op))
+                continue
+            spec = _pwl_from_function(tgt, node.args, dict(node.kwargs))
+            if spec is not None:
+                if len(stack_args) != 1 or not is_stack(args[0]):
+                    raise _not_pwl(label, "function", "must be applied to one input-dependent tensor")
+                add(Step("pwl", label, target=tgt, args=(args[0],), op=node.op, pwl=spec))
+                steps[-1].pwl_index = len(pwl_steps)
+                pwl_steps.append(len(steps) - 1)
+                continue
+            mode = ""
+            if tgt in _ADD:
+                mode = "add"
+            elif tgt in _SUB:
+                mode = "sub"
+            elif tgt in _MUL:
+                mode = "mul"
+            elif tgt in _DIV:
+                mode = "div"
+            elif tgt in _LINEAR_FUNCTIONS or (node.op == "call_method" and tgt in _LINEAR_METHODS):
+                mode = "linear"
+            elif tgt in _AFFINE_FUNCTIONS:
+                mode = "bias"
+            elif tgt in _NOT_PWL_FUNCTIONS or tgt in ("sigmoid", "tanh", "softmax", "exp", "log"):
+                raise _not_pwl(label, "function", _WHY_NOT_PWL)
+            elif tgt in _PWL_NOT_YET_FUNCTIONS or tgt in ("abs", "clamp", "max", "min", "clip"):
+                raise _not_pwl(label, "function", _WHY_NOT_YET)
+            else:
+                raise _not_pwl(label, "function", _WHY_UNKNOWN.replace("a module", "an operation"))
+            if mode in ("mul", "div"):
+                operands = [a for a in args[:2]]
+                if len([a for a in operands if is_stack(a)]) != 1 or (mode == "div" and not is_stack(args[0])):
+                    raise _not_pwl(
+                        label,
+                        "function",
+                        "multiplies or divides two input-dependent tensors (or divides by one), "
+                        "which is not piecewise-linear",
+                    )
+            if mode == "sub" and not is_stack(args[0]):
+                mode = "rsub"
+            if tgt is operator.getitem and is_stack(args[0]):
+                idx = args[1]
+                first = idx[0] if isinstance(idx, tuple) and idx else idx
+                if not (isinstance(first, slice) and first == slice(None)):
+                    raise _not_pwl(
+                        label,
+                        "indexing",
+                        "indexes the batch axis; index only the feature axes, e.g. x[:, :5]",
+                    )
+            if tgt is operator.getitem and not is_stack(args[0]):
+                # indexing a tuple of stacks (chunk / split results)
+                mode = "linear"
+            add(Step("affine", label, target=tgt, args=args, kwargs=kwargs, op=node.op, mode=mode))
+        else:  # pragma: no cover - fx has no other opcodes
+            raise UnsupportedModelError(f"unknown fx node {node.op}")
+
+    if output < 0 or kinds[output] not in ("input", "affine", "pwl"):
+        raise UnsupportedModelError("the model's output does not depend on its input")
+    # liveness: free each value after its last use (the output is kept)
+    last: dict[int, int] = {}
+    for i, s in enumerate(steps):
+        for r in _refs((s.args, s.kwargs)):
+            last[r] = i
+    for r, i in last.items():
+        if r != output:
+            steps[i].free_after.append(r)
+    return Program(steps=steps, output=output, pwl_steps=pwl_steps)
+
+
+# --------------------------------------------------------------------------- model preparation
+def prepare_model(
+    model: nn.Module, dtype: torch.dtype = torch.float64, device: Any = None
+) -> tuple[nn.Module, torch.device]:
+    """A private copy of ``model`` in eval mode, on ``device`` (default: the model's), in ``dtype``.
+
+    The user's model is never modified. A model in training mode is refused.
+    """
+    if not isinstance(model, nn.Module):
+        raise UnsupportedModelError(
+            f"model must be a torch.nn.Module, got {type(model).__name__}"
+        )
+    training = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
+    if training:
+        raise UnsupportedModelError(
+            f"the model is in training mode ({', '.join(training[:3])}{'...' if len(training) > 3 else ''}): "
+            "BatchNorm and Dropout behave differently in training, so the partition would not be "
+            "the function you evaluate. Call model.eval() first, or pass copy.deepcopy(model).eval() "
+            "to leave your model as it is"
+        )
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UnsupportedModelError(
+                f"parameter or buffer '{name}' contains NaN or Inf values; the network is not a "
+                "finite piecewise-affine function. Check the training run that produced it"
+            )
+    if not dtype.is_floating_point:
+        raise UnsupportedModelError(f"dtype must be a floating type, got {dtype}")
+    if device is None:
+        p = next(iter(list(model.parameters()) + list(model.buffers())), None)
+        device = p.device if p is not None else torch.device("cpu")
+    device = torch.device(device)
+    copied = copy.deepcopy(model)
+    copied.to(device=device, dtype=dtype)
+    copied.eval()
+    for p in copied.parameters():
+        p.requires_grad_(False)
+    return copied, device

@@ -1,0 +1,230 @@
+"""Independent re-check of a partition against the real torch model (DESIGN.md, exactness contract).
+
+Nothing here uses the engine's polygons-splitting or affine-stack code: the model is evaluated on
+ordinary batches of input points, the nonlinearities' inputs are recorded on the way, and the
+results are compared with what the partition claims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .trace import _map_args, _Ref, prepare_model, trace_model
+
+__all__ = ["Check", "VerifyReport", "verify_partition", "evaluate_with_preactivations"]
+
+
+@dataclass
+class Check:
+    """One check of the contract: its name, whether it passed, the measured value and the bound."""
+
+    name: str
+    passed: bool
+    value: float
+    bound: float
+    detail: str = ""
+
+
+@dataclass
+class VerifyReport:
+    """Result of :meth:`Partition.verify`; truthy when every check passed."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __getitem__(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def raise_if_failed(self) -> None:
+        """Raise ``AssertionError`` listing the failed checks."""
+        bad = [c for c in self.checks if not c.passed]
+        if bad:
+            raise AssertionError("partition failed verification:\n" + "\n".join(
+                f"  {c.name}: {c.value:.3g} (bound {c.bound:.3g}) {c.detail}" for c in bad))
+
+    def __repr__(self) -> str:
+        rows = [f"VerifyReport({'ok' if self.ok else 'FAILED'}):"]
+        for c in self.checks:
+            rows.append(
+                f"  [{'x' if c.passed else ' '}] {c.name:28s} {c.value:10.3g} <= {c.bound:.3g} {c.detail}"
+            )
+        return "\n".join(rows)
+
+
+def evaluate_with_preactivations(
+    model: torch.nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run a prepared (eval, float64) model on real points, returning the output and the input of
+    every piecewise-linear step, flattened to ``(N, units)``.
+
+    Every step runs the real torch module or function on the batch.
+    """
+    prog = trace_model(model)
+    env: dict[int, Any] = {}
+    pre: list[torch.Tensor] = []
+    for i, step in enumerate(prog.steps):
+        if step.kind == "input":
+            env[i] = x
+            continue
+        args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        if step.op == "module":
+            out = step.target(*args, **kwargs)
+        elif step.op == "get_attr":
+            obj: Any = model
+            for part in str(step.target).split("."):
+                obj = getattr(obj, part)
+            out = obj
+        elif step.op == "call_method":
+            out = getattr(args[0], step.target)(*args[1:], **kwargs)
+        else:
+            out = step.target(*args, **kwargs)
+        if step.kind == "pwl":
+            pre.append(args[0].reshape(len(x), -1))
+        env[i] = out
+    return env[prog.output], pre
+
+
+def verify_partition(
+    part: Any,
+    model: torch.nn.Module,
+    points_per_region: int = 2,
+    seed: int = 0,
+    max_regions: int = 20000,
+    domain_samples: int = 20000,
+) -> VerifyReport:
+    """Check a partition against ``model``.
+
+    Checks (DESIGN.md "Exactness contract"):
+
+    1. ``area``: region areas sum to the domain area (relative error <= 1e-9), every area is
+       positive, and ``overlap``: random points of the domain lie in exactly one region (points
+       within 1e-9 of a border are not counted).
+    2. ``codes``: at random points strictly inside regions, the model's nonlinearities are on the
+       region's pieces (units within 1e-9 relative of a breakpoint are not counted).
+    3. ``neighbours``: regions sharing an edge differ in at least one code.
+    4. ``affine``: the region's output map equals the model's output at interior points
+       (<= 1e-9 relative to the output's scale).
+    5. ``graph``: every inner edge has two regions, every border edge one and lies on the domain
+       border, and ``V - E + R = 1``.
+
+    At most ``max_regions`` regions (chosen at random) are evaluated for checks 2 and 4.
+    """
+    rng = np.random.default_rng(seed)
+    report = VerifyReport()
+    slc = part.slice
+    r = part.num_regions
+    areas = part.areas()
+    dom = slc.domain
+    x, y = dom[:, 0], dom[:, 1]
+    dom_area = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+    rel = abs(float(areas.sum()) - dom_area) / dom_area
+    report.checks.append(Check("area", rel <= 1e-9 and bool((areas > 0).all()), rel, 1e-9,
+                               f"(min area {areas.min():.3g})"))
+    # overlap: sample the domain
+    from .locate import RegionIndex
+
+    idx = RegionIndex(part)
+    w = rng.dirichlet(np.ones(len(dom)), size=domain_samples)
+    pts = w @ dom
+    scale = float(np.abs(dom - dom.mean(0)).max())
+    cnt = idx.count_containing(pts, 1e-9 * scale)
+    near = idx.count_containing(pts, -1e-9 * scale)  # counts with a margin: border points count twice
+    clear = near == cnt  # points not within the margin of any border
+    bad = int(((cnt != 1) & clear).sum())
+    report.checks.append(Check("overlap", bad == 0, float(bad), 0.0, f"of {int(clear.sum())} clear samples"))
+
+    # model evaluation at interior points
+    copy_, dev = prepare_model(model, dtype=torch.float64, device=None)
+    sel = np.arange(r) if r <= max_regions else np.sort(rng.choice(r, max_regions, replace=False))
+    ip = part.interior_points(points_per_region, seed=seed)[sel].reshape(-1, 2)
+    rid = np.repeat(sel, points_per_region)
+    code_bad = 0
+    aff_err = 0.0
+    out_scale = 0.0
+    a_mat, b_vec = part.output_affine
+    with torch.no_grad():
+        for s in range(0, len(ip), 4096):
+            u = ip[s : s + 4096]
+            rr = rid[s : s + 4096]
+            xin = slc.to_input(torch.as_tensor(u, dtype=torch.float64, device=dev))
+            y_true = copy_(xin).reshape(len(u), -1)
+            _, pres = evaluate_with_preactivations(copy_, xin)
+            y_true = y_true.cpu().numpy()
+            y_part = np.einsum("noi,ni->no", a_mat[rr], u) + b_vec[rr]
+            aff_err = max(aff_err, float(np.abs(y_true - y_part).max()))
+            out_scale = max(out_scale, float(np.abs(y_true).max()))
+            for li, p in enumerate(pres):
+                p = p.cpu().numpy()
+                step_bps = _breakpoints(copy_, li)
+                code = (p[..., None] > step_bps).sum(-1)
+                mag = np.abs(p).max(1, keepdims=True) + 1e-300
+                clear_units = (np.abs(p[..., None] - step_bps) > 1e-9 * mag[..., None]).all(-1)
+                code_bad += int(((code != part.codes[li][rr]) & clear_units).sum())
+    report.checks.append(Check("codes", code_bad == 0, float(code_bad), 0.0,
+                               f"mismatching units over {len(ip)} points"))
+    aff_rel = aff_err / max(out_scale, 1e-300)
+    report.checks.append(Check("affine", aff_rel <= 1e-9, aff_rel, 1e-9, f"(max abs error {aff_err:.3g})"))
+
+    # neighbours differ in a code
+    inner = (part.edge_regions >= 0).all(1)
+    er = part.edge_regions[inner]
+    same = np.ones(len(er), dtype=bool)
+    for c in part.codes:
+        same &= (c[er[:, 0]] == c[er[:, 1]]).all(1)
+    report.checks.append(Check("neighbours", not same.any(), float(same.sum()), 0.0,
+                               "inner edges between regions with equal codes"))
+
+    # planar graph
+    border = ~inner
+    mult = getattr(part, "_edge_multiplicity", None)
+    problems = []
+    if mult is not None and (mult > 2).any():
+        problems.append(f"{int((mult > 2).sum())} edges in more than two regions")
+    if (part.edge_regions[:, 0] < 0).any():
+        problems.append(f"{int((part.edge_regions[:, 0] < 0).sum())} edges without a left region")
+    if border.any():
+        # border edges must lie on the domain border and be labelled as such
+        p0 = part.vertices[part.edges[border, 0]]
+        p1 = part.vertices[part.edges[border, 1]]
+        d = np.minimum(_dist_to_boundary(p0, dom), _dist_to_boundary(p1, dom))
+        dd = np.maximum(_dist_to_boundary(p0, dom), _dist_to_boundary(p1, dom))
+        off = int((dd > 1e-9 * scale).sum())
+        if off:
+            problems.append(f"{off} one-sided edges inside the domain (T-junctions)")
+        del d
+    euler = part.num_vertices - part.num_edges + r
+    if euler != 1:
+        problems.append(f"V - E + R = {euler}")
+    report.checks.append(Check("graph", not problems, float(len(problems)), 0.0, "; ".join(problems)))
+    return report
+
+
+def _breakpoints(model: torch.nn.Module, li: int) -> np.ndarray:
+    prog = trace_model(model)
+    spec = prog.steps[prog.pwl_steps[li]].pwl
+    assert spec is not None
+    return np.asarray(spec.breakpoints, dtype=np.float64)
+
+
+def _dist_to_boundary(p: np.ndarray, dom: np.ndarray) -> np.ndarray:
+    a = dom
+    b = np.roll(dom, -1, axis=0)
+    e = b - a
+    d = p[:, None] - a[None]
+    t = np.clip((d * e).sum(-1) / (e * e).sum(-1), 0, 1)
+    q = a[None] + t[..., None] * e[None]
+    return np.hypot(*(p[:, None] - q).transpose(2, 0, 1)).min(1)
