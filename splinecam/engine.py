@@ -271,7 +271,6 @@ def run_program(
                     )
                     line_offsets[li] = off
                     new_poly, parent = _cut_layer(poly, pre, tables[pos][0], radius, off)
-                    codes_new = _codes_of(new_poly, pre, parent, tables[pos][0])
                     # stream: split children in chunks when too many
                     live = [
                         v for key, v in env.items()
@@ -286,14 +285,7 @@ def run_program(
                     for st in reversed(starts):
                         sl = slice(st, min(st + chunk, nnew))
                         sub = new_poly.index(torch.arange(sl.start, sl.stop, device=device)) if len(starts) > 1 else new_poly
-                        g = parent[sl]
-                        codes_sub = codes_new[sl]
-
-                        def pending(it: _Item, codes_sub: torch.Tensor = codes_sub, post_fn: Callable = post_fn, pre_pos: int = int(step.args[0])) -> None:
-                            it.codes.append(codes_sub)
-                            post_fn(it, codes_sub, pre_pos)
-
-                        work.append(_Item(pos + 1, sub, env, list(item.codes), g, pending))
+                        work.append(_Item(pos + 1, sub, env, list(item.codes), parent[sl], post_fn))
                     pushed = True
                     break
                 elif step.kind == "output":  # pragma: no cover - output is an index, not a step
@@ -333,34 +325,36 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
     bps, slopes, inter = table
     relu = step.pwl is not None and step.pwl.kind == "relu"
 
-    def post(it: _Item, codes: torch.Tensor, pre_pos: int) -> None:
+    pre_pos = int(step.args[0])
+
+    def post(it: _Item) -> None:
+        # codes of every unit, read at each region's vertex mean (strictly inside the region)
         x = it.env[pre_pos]
-        nreg = codes.shape[0]
+        nreg = len(it.poly)
         pre = x.reshape(nreg, 3, -1)
+        ctr = it.poly.centroids()
+        hom = torch.cat([torch.ones_like(ctr[:, :1]), ctr], 1)[:, None, :]
+        val = torch.bmm(hom, pre).squeeze(1)
+        if bps.numel() == 1:
+            on = val > bps[0]
+            codes = on.to(torch.int8)
+        else:
+            codes = (val[..., None] > bps).sum(-1).to(torch.int8)
+        it.codes.append(codes)
+        # the gathered stack is a private copy: mask it in place
         if relu:
-            y = pre * codes[:, None, :].to(pre.dtype)
+            y = pre.masked_fill_(~on[:, None, :], 0.0)
         else:
             n = pre.shape[2]
             cl = codes.long()
             ar = torch.arange(n, device=pre.device)
-            sl = slopes[cl, ar]
-            y = pre * sl[:, None, :]
+            y = pre.mul_(slopes[cl, ar][:, None, :])
             y[:, 0] += inter[cl, ar]
         it.env[pos] = y.reshape(x.shape)
         for r in step.free_after:
             it.env.pop(r, None)
 
     return post
-
-
-def _codes_of(poly: Polygons, pre: torch.Tensor, parent: torch.Tensor, bps: torch.Tensor) -> torch.Tensor:
-    """Piece index of every unit on every region, read at the region's vertex mean."""
-    ctr = poly.centroids()
-    p = pre[parent]
-    val = p[:, 0] + ctr[:, :1] * p[:, 1] + ctr[:, 1:] * p[:, 2]
-    if bps.numel() == 1:
-        return (val > bps[0]).to(torch.int8)
-    return (val[..., None] > bps).sum(-1).to(torch.int8)
 
 
 def _cut_layer(
@@ -377,25 +371,36 @@ def _cut_layer(
     a0 = pre[:, 1]
     a1 = pre[:, 2]
     scale = EPS * ((a0.abs() + a1.abs()) * radius)
-    # min / max of every unit over every polygon's vertices (padded slots repeat vertex 0)
+    # candidate lines: those crossing the polygon's bounding box (interval arithmetic); the exact
+    # test against the polygon's vertices is done on the candidates only
     k = poly.xy.shape[1]
-    lin = poly.xy[:, 0, :1] * a0 + poly.xy[:, 0, 1:] * a1
-    vmin = lin.clone()
-    vmax = lin
-    for j in range(1, k):
-        lin = poly.xy[:, j, :1] * a0 + poly.xy[:, j, 1:] * a1
-        vmin = torch.minimum(vmin, lin)
-        vmax = torch.maximum(vmax, lin)
-    # lines: unit u, breakpoint b -> value c - t_b + lin; line id = offset + u * m + b
+    lo = poly.xy.amin(1)
+    hi = poly.xy.amax(1)
+    mid = 0.5 * (lo + hi)
+    half = 0.5 * (hi - lo)
+    centre = mid[:, :1] * a0 + mid[:, 1:] * a1
+    spread = half[:, :1] * a0.abs() + half[:, 1:] * a1.abs()
     if m == 1:
-        cc = c - bps[0]
-        tol = scale + EPS * cc.abs()
-        cross = (cc + vmax > tol) & (cc + vmin < -tol)
+        cc = c - bps[0] + centre
+        tol = scale + EPS * (c - bps[0]).abs()
+        cand = (cc + spread > tol) & (cc - spread < -tol)
     else:
-        cc = c[..., None] - bps  # (P, n, m)
-        tol = scale[..., None] + EPS * cc.abs()
-        cross = ((cc + vmax[..., None] > tol) & (cc + vmin[..., None] < -tol)).reshape(p, n * m)
-    pairs = cross.nonzero()
+        cc = (c[..., None] - bps) + centre[..., None]  # (P, n, m)
+        tol = scale[..., None] + EPS * (c[..., None] - bps).abs()
+        cand = ((cc + spread[..., None] > tol) & (cc - spread[..., None] < -tol)).reshape(p, n * m)
+    pairs = cand.nonzero()
+    if pairs.shape[0]:
+        # exact test on the candidate pairs: some vertex strictly above and some strictly below
+        pp, ll = pairs[:, 0], pairs[:, 1]
+        uu = ll // m if m > 1 else ll
+        cl = c[pp, uu] - (bps[ll % m] if m > 1 else bps[0])
+        al0 = a0[pp, uu]
+        al1 = a1[pp, uu]
+        tl = EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
+        xy = poly.xy[pp]
+        v = cl[:, None] + xy[..., 0] * al0[:, None] + xy[..., 1] * al1[:, None]
+        real = (v > tl[:, None]).any(1) & (v < -tl[:, None]).any(1)
+        pairs = pairs[real]
     if pairs.shape[0] == 0:
         return poly, torch.arange(p, device=dev)
     pp, ll = pairs[:, 0], pairs[:, 1]
@@ -422,7 +427,7 @@ def _cut_layer(
         al0 = a0[owner, unit]
         al1 = a1[owner, unit]
         tl = EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
-        pieces, src, _ = split_by_lines(act, cl, al0, al1, tl, line + line_offset)
+        pieces, src = split_by_lines(act, cl, al0, al1, tl, line + line_offset)
         owner = owner[src]
         tpos = tpos[src] + 1
         fin = tpos >= counts[owner]

@@ -106,22 +106,6 @@ class Polygons:
         return s / self.nv[:, None].to(self.xy.dtype)
 
 
-def _compact(
-    keep: torch.Tensor, *arrays: torch.Tensor
-) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-    """Move kept slots of each row to the front. Returns counts, arrays, and source slot indices."""
-    cnt = keep.sum(1)
-    k = int(cnt.max())
-    p, s = keep.shape
-    # stable order: kept slots first, in their original order
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :k]
-    # padded slots repeat the first kept slot
-    slot = torch.arange(k, device=keep.device)
-    order = torch.where(slot[None] < cnt[:, None], order, order[:, :1])
-    out = [torch.gather(a, 1, order if a.dim() == 2 else order[..., None].expand(-1, -1, a.shape[2])) for a in arrays]
-    return cnt, out, order
-
-
 def split_by_lines(
     poly: Polygons,
     c: torch.Tensor,
@@ -129,12 +113,14 @@ def split_by_lines(
     a1: torch.Tensor,
     tol: torch.Tensor,
     lid: torch.Tensor,
-) -> tuple[Polygons, torch.Tensor, torch.Tensor]:
+) -> tuple[Polygons, torch.Tensor]:
     """Split each polygon ``i`` by its own line ``c[i] + a0[i] x + a1[i] y = 0``.
 
-    Returns ``(pieces, src, crossed)``: the resulting polygons (uncrossed polygons unchanged, crossed
-    ones replaced by their part above the line followed by ... ), the index of the input polygon
-    each piece comes from, and a flag per input polygon telling whether it was cut.
+    Returns ``(pieces, src)``: the resulting polygons and the index of the input polygon each piece
+    comes from. A polygon the line does not cross is returned unchanged (one piece); a crossed one
+    gives its part above the line and its part below it. Vertices within ``tol[i]`` of the line
+    are snapped onto it. The new edge along the line gets label ``lid[i]``; new vertices get
+    combinatorial identifiers (:func:`mix_hash`).
     """
     xy, hsh, lab, nv = poly.xy, poly.hsh, poly.lab, poly.nv
     p, k, _ = xy.shape
@@ -143,44 +129,48 @@ def split_by_lines(
     valid = slots[None] < nv[:, None]
     s = c[:, None] + xy[..., 0] * a0[:, None] + xy[..., 1] * a1[:, None]
     s = torch.where(s.abs() <= tol[:, None], torch.zeros_like(s), s)
-    sg = torch.sign(s) * valid
-    crossed = (sg > 0).any(1) & (sg < 0).any(1)
-    if not bool(crossed.any()):
-        return poly, torch.arange(p, device=dev), crossed
-    ci = crossed.nonzero().squeeze(1)
-    keep_i = (~crossed).nonzero().squeeze(1)
-    xy, hsh, lab, nv, s, sg, valid = xy[ci], hsh[ci], lab[ci], nv[ci], s[ci], sg[ci], valid[ci]
-    lid_c = lid[ci]
-    q = ci.shape[0]
+    sg = torch.sign(s)  # padded slots repeat vertex 0, so they never change any() below
+    has_pos = (sg > 0).any(1)
+    has_neg = (sg < 0).any(1)
     nxt = torch.where(slots[None] + 1 < nv[:, None], slots[None] + 1, torch.zeros_like(slots)[None])
     s_n = torch.gather(s, 1, nxt)
-    sg_n = torch.gather(sg, 1, nxt)
+    change = valid & (sg * torch.sign(s_n) < 0)
     xy_n = torch.gather(xy, 1, nxt[..., None].expand(-1, -1, 2))
     h_n = torch.gather(hsh, 1, nxt)
-    change = valid & (sg * sg_n < 0)
-    denom = torch.where(change, s - s_n, torch.ones_like(s))
-    t = torch.where(change, s / denom, torch.zeros_like(s))
+    t = torch.where(change, s / torch.where(change, s - s_n, torch.ones_like(s)), torch.zeros_like(s))
     ixy = xy + t[..., None] * (xy_n - xy)
-    ih = mix_hash(hsh, h_n, lid_c[:, None].expand(-1, k))
-    # augmented cycle: slot 2k is vertex k, slot 2k + 1 the crossing point on edge k
-    axy = torch.stack([xy, ixy], 2).reshape(q, 2 * k, 2)
-    ah = torch.stack([hsh, ih], 2).reshape(q, 2 * k)
-    alab = torch.stack([lab, lab], 2).reshape(q, 2 * k)
-    aidx = torch.arange(2 * k, device=dev).expand(q, -1)
-    pieces = []
-    for side in (1, -1):
-        kv = valid & (sg * side >= 0)
-        keep = torch.stack([kv, change], 2).reshape(q, 2 * k)
-        cnt, (pxy, ph, plab, pg), _ = _compact(keep, axy, ah, alab, aidx)
-        kk = pg.shape[1]
-        sl = torch.arange(kk, device=dev)
-        nxt_slot = torch.where(sl[None] + 1 < cnt[:, None], sl[None] + 1, torch.zeros_like(sl)[None])
-        g_next = torch.gather(pg, 1, nxt_slot)
-        period = 2 * nv[:, None]
-        diff = torch.remainder(g_next - pg, period)
-        original = (diff == 1) | ((diff == 2) & (pg % 2 == 0))
-        plab = torch.where(original, plab, lid_c[:, None].expand(-1, kk))
-        pieces.append(Polygons(pxy, ph, plab, cnt))
-    out = Polygons.cat([poly.index(keep_i) if len(keep_i) else poly.index(keep_i), pieces[0], pieces[1]])
-    src = torch.cat([keep_i, ci, ci])
-    return out, src, crossed
+    ih = mix_hash(hsh, h_n, lid[:, None].expand(-1, k))
+    # augmented cycle: slot 2k is vertex k, slot 2k + 1 the crossing point on edge k (if any);
+    # both sides are compacted together: rows [0, p) the part above, [p, 2p) the part below
+    axy = torch.stack([xy, ixy], 2).reshape(p, 2 * k, 2).repeat(2, 1, 1)
+    ah = torch.stack([hsh, ih], 2).reshape(p, 2 * k).repeat(2, 1)
+    alab = torch.stack([lab, lab], 2).reshape(p, 2 * k).repeat(2, 1)
+    keep = torch.cat(
+        [
+            torch.stack([valid & (sg >= 0), change], 2).reshape(p, 2 * k),
+            torch.stack([valid & (sg <= 0), change], 2).reshape(p, 2 * k),
+        ]
+    )
+    exists = torch.cat([has_pos | ~has_neg, has_neg])
+    rows = exists.nonzero().squeeze(1)
+    keep = keep[rows]
+    cnt = keep.sum(1)
+    kk = int(cnt.max())
+    # kept slots first, in cycle order (keys are unique, so no stable sort is needed)
+    key = torch.where(keep, 0, 2 * k) + torch.arange(2 * k, device=dev)[None]
+    order = torch.sort(key, dim=1).indices[:, :kk]
+    sl = torch.arange(kk, device=dev)
+    inside = sl[None] < cnt[:, None]
+    order = torch.where(inside, order, order[:, :1])  # padded slots repeat the first vertex
+    pxy = torch.gather(axy[rows], 1, order[..., None].expand(-1, -1, 2))
+    ph = torch.gather(ah[rows], 1, order)
+    plab = torch.gather(alab[rows], 1, order)
+    # an edge keeps its original label when it runs along the original boundary, i.e. when the
+    # next kept slot follows directly in the augmented cycle; otherwise it is the new cut
+    nxt_slot = torch.where(sl[None] + 1 < cnt[:, None], sl[None] + 1, torch.zeros_like(sl)[None])
+    g_next = torch.gather(order, 1, nxt_slot)
+    src = torch.cat([torch.arange(p, device=dev), torch.arange(p, device=dev)])[rows]
+    diff = torch.remainder(g_next - order, 2 * nv[src][:, None])
+    original = (diff == 1) | ((diff == 2) & (order % 2 == 0))
+    plab = torch.where(original, plab, lid[src][:, None].expand(-1, kk))
+    return Polygons(pxy, ph, plab, cnt), src

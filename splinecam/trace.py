@@ -487,7 +487,7 @@ def trace_model(model: nn.Module) -> Program:
             if spec is not None:
                 if len(stack_args) != 1 or not is_stack(args[0]):
                     raise _not_pwl(label, "function", "must be applied to one input-dependent tensor")
-                add(Step("pwl", label, target=tgt, args=(args[0],), op=node.op, pwl=spec))
+                add(Step("pwl", label, target=tgt, args=args, kwargs=kwargs, op=node.op, pwl=spec))
                 steps[-1].pwl_index = len(pwl_steps)
                 pwl_steps.append(len(steps) - 1)
                 continue

@@ -1,0 +1,800 @@
+"""Drawing partitions: regions, region borders by layer, decision boundaries, surfaces and images.
+
+Everything is vectorized: the regions are one :class:`~matplotlib.collections.PolyCollection`
+built from :meth:`Partition.padded_polygons`, the borders and the decision boundary are one
+:class:`~matplotlib.collections.LineCollection` each, so 100,000 regions draw in seconds.
+
+Conventions: ``ax=None`` draws on the current axes (``plt.gca()``), the artists are returned in a
+:class:`PlotArtists`, ``plt.show()`` is never called, the aspect is equal and the limits are the
+domain's bounding box, and colours are deterministic (the ``"random"`` palette is seeded).
+
+matplotlib is imported lazily, inside the functions.
+
+Examples
+--------
+>>> import matplotlib; matplotlib.use("Agg")
+>>> import torch, splinecam as sc
+>>> _ = torch.manual_seed(0)
+>>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+>>> part = sc.partition(net, sc.Slice.box((-2, 2), (-2, 2)))
+>>> art = part.plot(color_by="slope")
+>>> len(art.regions.get_paths()) == part.num_regions
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PlotArtists",
+    "plot_partition",
+    "plot_regions",
+    "plot_surface",
+    "plot_image",
+    "region_colors",
+    "region_layers",
+    "slope_norms",
+    "COLOR_BY",
+]
+
+#: Accepted values of ``color_by`` (besides an array of per-region values or colours).
+COLOR_BY = ("slope", "class", "area", "random", "layer")
+
+
+@dataclass
+class PlotArtists:
+    """The matplotlib artists a plot function made (``None`` where not drawn).
+
+    Also readable like a dict: ``art["regions"]``.
+
+    Attributes
+    ----------
+    ax : matplotlib.axes.Axes
+        The axes drawn on.
+    regions : PolyCollection or None
+        All regions, one path per region (``Poly3DCollection`` for :func:`plot_surface`).
+    edges : LineCollection or None
+        Region borders drawn separately (``edges_by_layer=True`` or ``max_layer=...``).
+    boundary : LineCollection or None
+        The decision boundary.
+    colorbar : Colorbar or None
+        The colorbar of a continuous colouring.
+    data : PathCollection or None
+        The scattered data points.
+    anchors : PathCollection or None
+        The slice's anchor points.
+    image : AxesImage or None
+        The image of :func:`plot_image`.
+    """
+
+    ax: Any = None
+    regions: Any = None
+    edges: Any = None
+    boundary: Any = None
+    colorbar: Any = None
+    data: Any = None
+    anchors: Any = None
+    image: Any = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in {f.name for f in fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+
+# --------------------------------------------------------------------------- per-region quantities
+def slope_norms(part: Any) -> np.ndarray:
+    """Frobenius norm of each region's output slope ``A[r]`` (shape ``(out, 2)``), shape ``(R,)``.
+
+    Examples
+    --------
+    >>> import torch, splinecam as sc
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.tensor([[3.0, 4.0]]))
+    >>> slope_norms(sc.partition(net, sc.Slice.box())).tolist()
+    [5.0]
+    """
+    a = np.asarray(part.output_affine[0], dtype=np.float64)
+    return np.sqrt(np.einsum("roi,roi->r", a, a))
+
+
+def region_layers(part: Any) -> np.ndarray:
+    """The layer that created each region: the largest ``edge_layer`` over its edges, ``(R,)``.
+
+    ``-1`` for a region bounded by the domain border only (the domain was never cut).
+    """
+    r = part.num_regions
+    out = np.full(r, -1, dtype=np.int64)
+    er = np.asarray(part.edge_regions)
+    el = np.asarray(part.edge_layer)
+    for side in (0, 1):
+        ok = er[:, side] >= 0
+        np.maximum.at(out, er[ok, side], el[ok])
+    return out
+
+
+def _class_of_regions(part: Any) -> np.ndarray:
+    """Predicted class of each region at its centroid (one output: ``f > 0``)."""
+    a, b = part.output_affine
+    c = part.centroids()
+    f = np.einsum("roi,ri->ro", a, c) + b
+    if f.shape[1] == 1:
+        return (f[:, 0] > 0).astype(np.int64)
+    return np.argmax(f, axis=1)
+
+
+def _palette(n: int) -> np.ndarray:
+    """``n`` distinct deterministic RGBA colours (tab10 / tab20, then a golden-ratio hue walk)."""
+    import matplotlib as mpl
+
+    n = max(int(n), 1)
+    if n <= 10:
+        return _rgba(np.asarray(mpl.colormaps["tab10"].colors)[:n])
+    if n <= 20:
+        return _rgba(np.asarray(mpl.colormaps["tab20"].colors)[:n])
+    hues = (np.arange(n) * 0.618033988749895) % 1.0
+    hsv = np.stack([hues, np.full(n, 0.65), np.full(n, 0.9)], 1)
+    return _rgba(mpl.colors.hsv_to_rgb(hsv))
+
+
+def _rgba(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb, dtype=np.float64)
+    if rgb.shape[1] == 4:
+        return rgb
+    return np.concatenate([rgb, np.ones((len(rgb), 1))], 1)
+
+
+def region_colors(
+    part: Any,
+    color_by: Any = "slope",
+    *,
+    seed: int = 0,
+    color_range: Sequence[float] = (0.3, 0.9),
+    max_layer: int | None = None,
+) -> tuple[np.ndarray, str]:
+    """The colouring of each region: per-region values (continuous) or RGBA colours (discrete).
+
+    Parameters
+    ----------
+    part : Partition
+    color_by : str or array_like
+        ``"slope"`` (Frobenius norm of ``A[r]``), ``"class"`` (argmax at the centroid; one output:
+        ``f > 0``), ``"area"``, ``"random"`` (seeded palette, channels uniform in ``color_range``),
+        ``"layer"`` (see :func:`region_layers`), an array ``(R,)`` of values, or ``(R, 3|4)`` colours.
+    seed : int
+        Seed of the ``"random"`` palette.
+    color_range : (float, float)
+        Range of the RGB channels of the ``"random"`` palette (as in the original toolbox).
+    max_layer : int, optional
+        With ``"random"``: one colour per region of the partition made by layers ``<= max_layer``
+        (regions with equal codes up to that layer).
+
+    Returns
+    -------
+    values : ndarray
+        ``(R,)`` floats for a continuous colouring, ``(R, 4)`` RGBA for a discrete one.
+    kind : str
+        ``"continuous"`` or ``"rgba"``.
+    """
+    r = part.num_regions
+    if not isinstance(color_by, str):
+        arr = np.asarray(color_by, dtype=np.float64)
+        if arr.shape == (r,):
+            return arr, "continuous"
+        if arr.ndim == 2 and arr.shape[0] == r and arr.shape[1] in (3, 4):
+            return _rgba(arr), "rgba"
+        raise ValueError(
+            f"color_by as an array must have shape (R,) or (R, 3|4) with R = {r} regions, got {arr.shape}"
+        )
+    if color_by == "slope":
+        return slope_norms(part), "continuous"
+    if color_by == "area":
+        return np.abs(part.areas()), "continuous"
+    if color_by == "layer":
+        return region_layers(part).astype(np.float64), "continuous"
+    if color_by == "class":
+        cls = _class_of_regions(part)
+        n = max(int(part.num_outputs), 2)
+        return _palette(n)[cls], "rgba"
+    if color_by == "random":
+        lo, hi = float(color_range[0]), float(color_range[1])
+        groups = np.arange(r)
+        if max_layer is not None and part.codes:
+            codes = np.concatenate([np.asarray(c) for c in part.codes[: max_layer + 1]], 1)
+            if codes.shape[1]:
+                _, groups = np.unique(codes, axis=0, return_inverse=True)
+                groups = groups.reshape(-1)
+        ng = int(groups.max()) + 1 if r else 0
+        rng = np.random.default_rng(seed)
+        rgb = np.clip(rng.random((ng, 3)), lo, hi)
+        return _rgba(rgb)[groups], "rgba"
+    raise ValueError(
+        f"color_by must be one of {COLOR_BY} or an array of per-region values or colours, got {color_by!r}"
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+def _get_ax(ax: Any) -> Any:
+    import matplotlib.pyplot as plt
+
+    return plt.gca() if ax is None else ax
+
+
+def _domain_limits(part: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    dom = np.asarray(part.slice.domain)
+    lo, hi = dom.min(0), dom.max(0)
+    return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+
+def _boundary_segments(db: Any) -> np.ndarray:
+    seg = np.asarray(getattr(db, "segments", np.zeros((0, 2, 2))), dtype=np.float64)
+    return seg.reshape(-1, 2, 2)
+
+
+def _edge_segments(part: Any, mask: np.ndarray) -> np.ndarray:
+    e = np.asarray(part.edges)[mask]
+    v = np.asarray(part.vertices)
+    return np.stack([v[e[:, 0]], v[e[:, 1]]], 1) if len(e) else np.zeros((0, 2, 2))
+
+
+# --------------------------------------------------------------------------- main plot
+def plot_partition(part: Any, ax: Any = None, *args: Any, **kwargs: Any) -> PlotArtists:
+    """Draw a partition's regions, borders, decision boundary, data and anchors.
+
+    Two call shapes, chosen by the type of the first argument:
+
+    * ``plot_partition(part: Partition, ax=None, color_by="slope", boundary=True, **kw)``: the full
+      plot (keywords below); this is what :meth:`Partition.plot` calls.
+    * ``plot_partition(regions: list, ax=None, xlims=None, ylims=None, edgecolor='w', linewidth=0.3,
+      alpha=1, colors=None, figsize=(10, 10), color_range=[.5, .9])``: the original SplineCam
+      toolbox's call, for a list of ``(k, 2)`` polygons (closed or not, NumPy or torch); see
+      :func:`plot_regions`.
+
+    Parameters
+    ----------
+    part : Partition
+        The partition to draw.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; the current axes if None.
+    color_by : str or array_like, default "slope"
+        Region colouring: ``"slope"`` (Frobenius norm of the output slope ``A[r]``, as in the
+        original's training videos), ``"class"`` (argmax class at the centroid; one output:
+        ``f > 0``), ``"area"`` (log scale), ``"random"`` (seeded palette, the same every call),
+        ``"layer"`` (the layer that created the region: the largest ``edge_layer`` of its edges), or
+        an array of ``(R,)`` values / ``(R, 3|4)`` colours. See :func:`region_colors`.
+    boundary : bool, default True
+        Overlay the decision boundary (``part.decision_boundary(classes)``) as one LineCollection.
+    classes : optional
+        Passed to :meth:`Partition.decision_boundary`.
+    edges_by_layer : bool, default False
+        Draw the region borders as one LineCollection coloured by the layer that made them
+        (instead of the polygons' outlines).
+    max_layer : int, optional
+        Per-layer view: draw only the cuts made by layers ``<= max_layer`` (implies separate
+        border lines; with ``color_by="random"`` the regions of that coarser partition share a colour).
+    edgecolor, linewidth : optional
+        Colour (default ``"w"``) and width (default 0.3) of the region borders; ``linewidth=0`` hides them.
+    alpha : float, optional
+        Opacity of the regions.
+    cmap : str or Colormap, optional
+        Colormap of a continuous colouring (default ``"viridis"``; ``"tab10"`` for ``"layer"``).
+    vmin, vmax : float, optional
+        Fixed colour limits (keep them constant across the frames of a training video).
+    colorbar : bool, default True
+        Add a colorbar for a continuous colouring (``"slope"``, ``"area"``, ``"layer"``, arrays).
+    seed : int, default 0
+        Seed of the ``"random"`` palette.
+    color_range : (float, float), default (0.3, 0.9)
+        RGB channel range of the ``"random"`` palette.
+    boundary_color, boundary_width : optional
+        Decision boundary style (default red, 2.0).
+    data : array or (X, y), optional
+        Input-space points (any input shape) projected with ``slice.to_slice`` and scattered,
+        coloured by the integer labels ``y`` if given.
+    anchors : bool, default True
+        Mark the slice's anchors (:meth:`Slice.from_anchors`) when it has them.
+    xlim, ylim : (float, float), optional
+        Axis limits; the domain's bounding box by default.
+
+    Returns
+    -------
+    PlotArtists
+        ``regions`` (PolyCollection, one path per region), ``edges``, ``boundary``, ``colorbar``,
+        ``data``, ``anchors``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt, torch, splinecam as sc
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
+    >>> part = sc.partition(net, sc.Slice.box((-2, 2), (-2, 2)))
+    >>> fig, ax = plt.subplots()
+    >>> art = plot_partition(part, ax=ax, color_by="random", edges_by_layer=True, boundary=False)
+    >>> len(art.regions.get_paths()) == part.num_regions
+    True
+    >>> plt.close(fig)
+    """
+    from .result import Partition
+
+    if isinstance(part, Partition):
+        return _plot_partition(part, ax, *args, **kwargs)
+    if isinstance(part, (list, tuple)) or (hasattr(part, "__len__") and not isinstance(part, str)):
+        return plot_regions(part, ax, *args, **kwargs)
+    raise TypeError(
+        "plot_partition takes a splinecam.Partition or a list of (k, 2) polygons, "
+        f"got {type(part).__name__}"
+    )
+
+
+def _plot_partition(
+    part: Any,
+    ax: Any = None,
+    color_by: Any = "slope",
+    boundary: bool = True,
+    *,
+    classes: Any = None,
+    edges_by_layer: bool = False,
+    max_layer: int | None = None,
+    edgecolor: Any = None,
+    linewidth: float | None = None,
+    alpha: float | None = None,
+    cmap: Any = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = True,
+    seed: int = 0,
+    color_range: Sequence[float] = (0.3, 0.9),
+    boundary_color: Any = "r",
+    boundary_width: float = 2.0,
+    data: Any = None,
+    data_size: float = 12.0,
+    anchors: bool = True,
+    xlim: Sequence[float] | None = None,
+    ylim: Sequence[float] | None = None,
+) -> PlotArtists:
+    import matplotlib as mpl
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    ax = _get_ax(ax)
+    art = PlotArtists(ax=ax)
+    values, kind = region_colors(part, color_by, seed=seed, color_range=color_range, max_layer=max_layer)
+    verts, _ = part.padded_polygons()
+    separate_edges = edges_by_layer or max_layer is not None
+    lw = 0.3 if linewidth is None else float(linewidth)
+    ec = "w" if edgecolor is None else edgecolor
+    pc = PolyCollection(
+        verts,
+        closed=True,
+        edgecolors="face" if separate_edges or lw == 0 else ec,
+        linewidths=0.0 if separate_edges else lw,
+        alpha=alpha,
+        antialiaseds=not separate_edges and lw > 0,
+    )
+    label = None
+    if kind == "continuous":
+        if color_by == "area":
+            pos = values[values > 0]
+            lo = vmin if vmin is not None else (float(pos.min()) if len(pos) else 1e-12)
+            hi = vmax if vmax is not None else (float(pos.max()) if len(pos) else 1.0)
+            norm: Any = mpl.colors.LogNorm(vmin=lo, vmax=max(hi, lo * (1 + 1e-12)))
+            values = np.maximum(values, lo)
+            label = "region area"
+        elif color_by == "layer":
+            nl = max(len(part.layer_names), 1)
+            bounds = np.arange(-1.5, nl, 1.0)
+            norm = mpl.colors.BoundaryNorm(bounds, ncolors=len(bounds) - 1)
+            cmap = cmap or mpl.colors.ListedColormap(
+                np.concatenate([[[0.85, 0.85, 0.85, 1.0]], _palette(nl)], 0)
+            )
+            label = "layer that made the region (-1: none)"
+        else:
+            norm = mpl.colors.Normalize(vmin=vmin, vmax=vmax)
+            if len(values):
+                norm.autoscale_None(values)
+            label = "slope norm $\\|A_r\\|_F$" if color_by == "slope" else None
+        pc.set_array(values)
+        pc.set_cmap(cmap or "viridis")
+        pc.set_norm(norm)
+    else:
+        pc.set_facecolor(values)
+        if separate_edges or lw == 0:
+            pc.set_edgecolor(values)
+    ax.add_collection(pc)
+    art.regions = pc
+    if kind == "continuous" and colorbar:
+        cb = ax.figure.colorbar(pc, ax=ax)
+        if label:
+            cb.set_label(label)
+        if color_by == "layer":
+            nl = max(len(part.layer_names), 1)
+            cb.set_ticks(np.arange(-1, nl))
+        art.colorbar = cb
+
+    if separate_edges:
+        el = np.asarray(part.edge_layer)
+        mask = el >= 0
+        if max_layer is not None:
+            mask &= el <= max_layer
+        segs = _edge_segments(part, mask)
+        lwe = 0.6 if linewidth is None else float(linewidth)
+        if edges_by_layer:
+            nl = max(len(part.layer_names), 1)
+            lc = LineCollection(segs, linewidths=lwe, cmap=mpl.colors.ListedColormap(_palette(nl)))
+            lc.set_array(el[mask].astype(np.float64))
+            lc.set_norm(mpl.colors.BoundaryNorm(np.arange(-0.5, nl, 1.0), ncolors=nl))
+        else:
+            lc = LineCollection(segs, linewidths=lwe, colors=ec)
+        ax.add_collection(lc)
+        art.edges = lc
+
+    if boundary:
+        db = part.decision_boundary(classes=classes)
+        segs = _boundary_segments(db)
+        bl = LineCollection(segs, colors=boundary_color, linewidths=boundary_width, zorder=3)
+        ax.add_collection(bl)
+        art.boundary = bl
+
+    if data is not None:
+        if isinstance(data, tuple) and len(data) == 2:
+            x, y = data
+        else:
+            x, y = data, None
+        u = part.slice.to_slice(_to_numpy(x))
+        if y is None:
+            art.data = ax.scatter(u[:, 0], u[:, 1], s=data_size, c="k", zorder=4)
+        else:
+            lab = _to_numpy(y).reshape(-1)
+            if np.issubdtype(lab.dtype, np.integer) or np.all(lab == np.round(lab)):
+                lab = lab.astype(np.int64)
+                uniq, inv = np.unique(lab, return_inverse=True)
+                cols = _palette(max(int(lab.max()) + 1 if lab.min() >= 0 else len(uniq), 2))
+                idx = lab if lab.min() >= 0 else inv
+                art.data = ax.scatter(
+                    u[:, 0], u[:, 1], s=data_size, c=cols[idx], edgecolors="k", linewidths=0.3, zorder=4
+                )
+            else:
+                art.data = ax.scatter(
+                    u[:, 0], u[:, 1], s=data_size, c=lab, edgecolors="k", linewidths=0.3, zorder=4
+                )
+
+    anc = getattr(part.slice, "anchors", None)
+    if anchors and anc is not None and len(anc):
+        anc = np.asarray(anc)
+        art.anchors = ax.scatter(
+            anc[:, 0], anc[:, 1], marker="*", s=160, c="gold", edgecolors="k", linewidths=0.8, zorder=5
+        )
+
+    (x0, x1), (y0, y1) = _domain_limits(part)
+    ax.set_xlim(*(xlim if xlim is not None else (x0, x1)))
+    ax.set_ylim(*(ylim if ylim is not None else (y0, y1)))
+    ax.set_aspect("equal")
+    return art
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+# --------------------------------------------------------------------------- original toolbox call
+def plot_regions(
+    regions: Any,
+    ax: Any = None,
+    xlims: Sequence[float] | None = None,
+    ylims: Sequence[float] | None = None,
+    edgecolor: Any = "w",
+    linewidth: float = 0.3,
+    alpha: float = 1,
+    colors: Sequence[Any] | None = None,
+    figsize: tuple[float, float] = (10, 10),
+    color_range: Sequence[float] = (0.5, 0.9),
+    seed: int = 0,
+) -> PlotArtists:
+    """The original SplineCam ``plot_partition``: draw a list of polygons with random colours.
+
+    Parameters
+    ----------
+    regions : list of (k, 2) arrays
+        Polygons (NumPy arrays or torch tensors), closed (last vertex repeats the first) or not.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; if None, a new figure of size ``figsize`` is made (as the original did).
+    xlims, ylims : (float, float), optional
+        Axis limits (0-d tensors are fine); the polygons' bounding box if None.
+    edgecolor, linewidth, alpha :
+        Polygon style.
+    colors : list of colours, optional
+        Palette to draw from (one random pick per region); otherwise random RGB colours with every
+        channel in ``color_range``.
+    figsize : (float, float)
+        Size of the figure made when ``ax`` is None.
+    color_range : (float, float)
+        Channel range of the random colours.
+    seed : int
+        Seed of the random colours (deterministic, unlike the original).
+
+    Returns
+    -------
+    PlotArtists
+        ``regions`` is the PolyCollection (one path per polygon).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import numpy as np, matplotlib.pyplot as plt
+    >>> sq = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]], dtype=float)
+    >>> art = plot_regions([sq, sq + [1, 0]], xlims=[0, 2], ylims=[0, 1])
+    >>> len(art.regions.get_paths())
+    2
+    >>> plt.close("all")
+    """
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    if ax is None:
+        _, ax = plt.subplots(1, figsize=figsize)
+    polys = []
+    for p in regions:
+        q = _to_numpy(p).astype(np.float64).reshape(-1, 2)
+        if len(q) > 1 and np.array_equal(q[0], q[-1]):
+            q = q[:-1]
+        polys.append(q)
+    n = len(polys)
+    rng = np.random.default_rng(seed)
+    if colors is None:
+        face = _rgba(np.clip(rng.random((n, 3)), float(color_range[0]), float(color_range[1])))
+    else:
+        pal = np.asarray([mcolors.to_rgba(c) for c in colors])
+        face = pal[rng.integers(0, len(pal), n)]
+    pc = PolyCollection(polys, closed=True, facecolors=face, edgecolors=edgecolor, linewidths=linewidth, alpha=alpha)
+    ax.add_collection(pc)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if xlims is None or ylims is None:
+        if n:
+            allv = np.concatenate(polys, 0)
+            lo, hi = allv.min(0), allv.max(0)
+            if xlims is None:
+                xlims = (lo[0], hi[0])
+            if ylims is None:
+                ylims = (lo[1], hi[1])
+    if xlims is not None:
+        ax.set_xlim(float(xlims[0]), float(xlims[1]))
+    if ylims is not None:
+        ax.set_ylim(float(ylims[0]), float(ylims[1]))
+    ax.set_aspect("equal")
+    return PlotArtists(ax=ax, regions=pc)
+
+
+# --------------------------------------------------------------------------- surface and image views
+def _output_index(part: Any, output: int) -> int:
+    n = int(part.num_outputs)
+    o = int(output)
+    if not -n <= o < n:
+        raise ValueError(f"output={output} is out of range: the network has {n} outputs")
+    return o % n
+
+
+def plot_surface(
+    part: Any,
+    output: int = 0,
+    ax: Any = None,
+    *,
+    cmap: Any = "viridis",
+    color_by: str = "height",
+    edgecolor: Any = "k",
+    linewidth: float = 0.1,
+    alpha: float | None = None,
+    colorbar: bool = False,
+) -> PlotArtists:
+    """3-D view of one scalar output over the slice: the exact piecewise-planar graph.
+
+    Each region polygon is lifted to ``z = A[r, output] @ u + b[r, output]`` and all are drawn as one
+    :class:`~mpl_toolkits.mplot3d.art3d.Poly3DCollection`.
+
+    Parameters
+    ----------
+    part : Partition
+    output : int
+        Which output (index into the flattened output).
+    ax : Axes3D, optional
+        A 3-D axes. If None: the current axes when it is 3-D, else a 3-D axes added to the current
+        figure when it is empty, else to a new figure.
+    cmap : str or Colormap
+        Colormap of the facets.
+    color_by : {"height", "slope"}
+        Facet colour: the mean height of the facet, or the norm of its gradient ``|A[r, output]|``.
+    edgecolor, linewidth, alpha :
+        Facet style.
+    colorbar : bool
+        Add a colorbar.
+
+    Returns
+    -------
+    PlotArtists
+        ``regions`` is the Poly3DCollection (one polygon per region).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt, torch, splinecam as sc
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+    >>> part = sc.partition(net, sc.Slice.box())
+    >>> fig = plt.figure()
+    >>> art = plot_surface(part, ax=fig.add_subplot(projection="3d"))
+    >>> plt.close(fig)
+    """
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    o = _output_index(part, output)
+    if ax is None:
+        fig = plt.gcf()
+        cur = fig.axes[-1] if fig.axes else None
+        if cur is not None and getattr(cur, "name", "") == "3d" and plt.gca().name == "3d":
+            ax = plt.gca()
+        else:
+            if fig.axes:
+                fig = plt.figure()
+            ax = fig.add_subplot(projection="3d")
+    elif getattr(ax, "name", "") != "3d":
+        raise ValueError(
+            "plot_surface needs a 3-D axes: pass ax=fig.add_subplot(projection='3d') (or ax=None)"
+        )
+    a, b = part.output_affine
+    verts, nv = part.padded_polygons()
+    z = np.einsum("rki,ri->rk", verts, a[:, o, :]) + b[:, o][:, None]
+    v3 = np.concatenate([verts, z[..., None]], -1)
+    if color_by == "slope":
+        values = np.hypot(a[:, o, 0], a[:, o, 1])
+    elif color_by == "height":
+        mask = np.arange(verts.shape[1])[None] < nv[:, None]
+        values = (z * mask).sum(1) / np.maximum(nv, 1)
+    else:
+        raise ValueError(f"color_by must be 'height' or 'slope', got {color_by!r}")
+    norm = mpl.colors.Normalize()
+    if len(values):
+        norm.autoscale(values)
+    cm = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
+    faces = cm(norm(values))
+    pc = Poly3DCollection(list(v3), facecolors=faces, edgecolors=edgecolor, linewidths=linewidth, alpha=alpha)
+    ax.add_collection3d(pc)
+    (x0, x1), (y0, y1) = _domain_limits(part)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    if len(z):
+        zlo, zhi = float(z.min()), float(z.max())
+        pad = 1e-9 + 0.02 * (zhi - zlo)
+        ax.set_zlim(zlo - pad, zhi + pad)
+    ax.set_xlabel("$u_1$")
+    ax.set_ylabel("$u_2$")
+    ax.set_zlabel(f"output {o}")
+    art = PlotArtists(ax=ax, regions=pc)
+    if colorbar:
+        sm = mpl.cm.ScalarMappable(norm=norm, cmap=cm)
+        sm.set_array(values)
+        art.colorbar = ax.figure.colorbar(sm, ax=ax, shrink=0.7)
+    return art
+
+
+def plot_image(
+    part: Any,
+    output: Any = 0,
+    ax: Any = None,
+    resolution: Any = 256,
+    *,
+    cmap: Any = "gray",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    edges: bool = False,
+    edgecolor: Any = "r",
+    linewidth: float = 0.3,
+    colorbar: bool = False,
+    interpolation: str = "nearest",
+) -> PlotArtists:
+    """Image view of an output over the slice, e.g. an implicit neural representation (INR).
+
+    Pixel centres on a regular grid over the domain's bounding box are located in the partition
+    (:meth:`Partition.locate`) and evaluated with their region's exact affine map; pixels outside
+    the domain are transparent (NaN).
+
+    Parameters
+    ----------
+    part : Partition
+    output : int or sequence of 3 ints
+        One output (a grey-scale / colormapped image) or three outputs read as RGB (clipped to [0, 1]).
+    ax : Axes, optional
+        Where to draw; the current axes if None.
+    resolution : int or (int, int)
+        Pixels along ``u_1`` and ``u_2`` (one int: both).
+    cmap, vmin, vmax, interpolation :
+        Passed to :meth:`~matplotlib.axes.Axes.imshow` (single output).
+    edges : bool
+        Overlay the region borders (one LineCollection).
+    edgecolor, linewidth :
+        Style of the overlaid borders.
+    colorbar : bool
+        Add a colorbar (single output).
+
+    Returns
+    -------
+    PlotArtists
+        ``image`` is the AxesImage (its array is ``(ny, nx)`` or ``(ny, nx, 3)``); ``edges``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt, torch, splinecam as sc
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+    >>> part = sc.partition(net, sc.Slice.box())
+    >>> fig, ax = plt.subplots()
+    >>> plot_image(part, ax=ax, resolution=32).image.get_array().shape
+    (32, 32)
+    >>> plt.close(fig)
+    """
+    from matplotlib.collections import LineCollection
+
+    ax = _get_ax(ax)
+    if np.ndim(output) == 0:
+        outs = [_output_index(part, int(output))]
+    else:
+        outs = [_output_index(part, int(o)) for o in output]
+        if len(outs) != 3:
+            raise ValueError(f"output must be one index or three (RGB), got {len(outs)}")
+    if np.ndim(resolution) == 0:
+        nx = ny = int(resolution)
+    else:
+        nx, ny = (int(r) for r in resolution)
+    if nx < 1 or ny < 1:
+        raise ValueError(f"resolution must be positive, got {resolution}")
+    (x0, x1), (y0, y1) = _domain_limits(part)
+    xs = x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx
+    ys = y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny
+    gx, gy = np.meshgrid(xs, ys)
+    u = np.stack([gx.ravel(), gy.ravel()], 1)
+    reg = part.locate(u)
+    a, b = part.output_affine
+    ok = reg >= 0
+    val = np.full((len(u), len(outs)), np.nan)
+    r = reg[ok]
+    for j, o in enumerate(outs):
+        val[ok, j] = np.einsum("ni,ni->n", a[r, o, :], u[ok]) + b[r, o]
+    art = PlotArtists(ax=ax)
+    extent = (x0, x1, y0, y1)
+    if len(outs) == 1:
+        img = val[:, 0].reshape(ny, nx)
+        art.image = ax.imshow(
+            np.ma.masked_invalid(img), origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax,
+            interpolation=interpolation,
+        )
+        if colorbar:
+            art.colorbar = ax.figure.colorbar(art.image, ax=ax)
+    else:
+        rgb = np.clip(val.reshape(ny, nx, 3), 0.0, 1.0)
+        alpha = np.where(np.isnan(rgb).any(-1), 0.0, 1.0)[..., None]
+        art.image = ax.imshow(
+            np.concatenate([np.nan_to_num(rgb), alpha], -1), origin="lower", extent=extent,
+            interpolation=interpolation,
+        )
+    if edges:
+        lc = LineCollection(
+            _edge_segments(part, np.asarray(part.edge_layer) >= 0), colors=edgecolor, linewidths=linewidth
+        )
+        ax.add_collection(lc)
+        art.edges = lc
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    return art
