@@ -18,7 +18,6 @@ steps in chunks of bounded size: memory stays bounded by ``depth x chunk`` whate
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -103,6 +102,13 @@ class _Runner:
                 out[:, 1:] -= bias
                 out = out.reshape(nreg * 3, *out.shape[2:])
         return out
+
+
+def _gather(v: Any, g: torch.Tensor) -> Any:
+    """Rows of the regions ``g`` of an affine stack (or of a tuple of stacks)."""
+    if isinstance(v, (tuple, list)):
+        return type(v)(_gather(t, g) for t in v)
+    return v.reshape(-1, 3, *v.shape[1:])[g].reshape(-1, *v.shape[1:])
 
 
 def _collect_refs(a: Any) -> list[_Ref]:
@@ -208,9 +214,6 @@ def run_program(
         raise UnsupportedModelError(
             f"the model returned a {type(probe).__name__}; splinecam needs a single output tensor"
         )
-    # line ids: offsets of each pwl step's units, assigned lazily from the first chunk's shapes
-    offsets_ready = False
-
     out_polys: list[Polygons] = []
     out_c: list[torch.Tensor] = []
     out_g: list[torch.Tensor] = []
@@ -234,8 +237,7 @@ def run_program(
             if item.gather is not None:
                 g = item.gather
                 item.env = {
-                    key: (v.reshape(-1, 3, *v.shape[1:])[g].reshape(-1, *v.shape[1:])
-                          if isinstance(v, torch.Tensor) and steps[key].kind in ("input", "affine", "pwl") else v)
+                    key: (_gather(v, g) if steps[key].kind in ("input", "affine", "pwl") else v)
                     for key, v in item.env.items()
                 }
                 item.codes = [c[g] for c in item.codes]
@@ -259,24 +261,21 @@ def run_program(
                     ushape = tuple(x.shape[1:])
                     n = int(np.prod(ushape)) if ushape else 1
                     li = step.pwl_index
-                    if not offsets_ready:
-                        unit_shapes[li] = ushape
+                    unit_shapes[li] = ushape
                     pre = x.reshape(nreg, 3, n)
                     if pos not in tables:
                         tables[pos] = _pwl_tables(step, n, dtype, device)
-                    if not offsets_ready and li == n_pwl - 1:
-                        pass
-                    off = sum(
-                        int(np.prod(unit_shapes[j]) if unit_shapes[j] else 1) * nbps[j] for j in range(li)
-                    )
+                    # global line ids: earlier nonlinearities' lines come first (depth-first order
+                    # guarantees their shapes are known here)
+                    off = sum(int(np.prod(unit_shapes[j])) * nbps[j] for j in range(li))
                     line_offsets[li] = off
                     new_poly, parent = _cut_layer(poly, pre, tables[pos][0], radius, off)
                     # stream: split children in chunks when too many
                     live = [
-                        v for key, v in env.items()
-                        if isinstance(v, torch.Tensor) and steps[key].kind in ("input", "affine", "pwl")
+                        t for key, v in env.items() if steps[key].kind in ("input", "affine", "pwl")
+                        for t in (v if isinstance(v, (tuple, list)) else (v,))
                     ]
-                    per_region = max(1, sum(v[:3].numel() for v in live) * x.element_size())
+                    per_region = max(1, sum(t[:3].numel() for t in live) * x.element_size())
                     per_region += 3 * n * x.element_size()
                     chunk = chunk_size or int(min(65536, max(256, budget // per_region)))
                     nnew = len(new_poly)
@@ -288,8 +287,6 @@ def run_program(
                         work.append(_Item(pos + 1, sub, env, list(item.codes), parent[sl], post_fn))
                     pushed = True
                     break
-                elif step.kind == "output":  # pragma: no cover - output is an index, not a step
-                    pass
                 for r in step.free_after:
                     env.pop(r, None)
                 pos += 1
@@ -373,7 +370,6 @@ def _cut_layer(
     scale = EPS * ((a0.abs() + a1.abs()) * radius)
     # candidate lines: those crossing the polygon's bounding box (interval arithmetic); the exact
     # test against the polygon's vertices is done on the candidates only
-    k = poly.xy.shape[1]
     lo = poly.xy.amin(1)
     hi = poly.xy.amax(1)
     mid = 0.5 * (lo + hi)
@@ -498,7 +494,3 @@ def partition(
     part = Partition._from_engine(res, slice, program, dtype=dtype)
     part.seconds = time.perf_counter() - t0
     return part
-
-
-def _unused() -> None:  # pragma: no cover - keeps math imported for type checkers
-    math.isfinite(0.0)

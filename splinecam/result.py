@@ -21,7 +21,9 @@ def _shoelace(poly_xy: np.ndarray, ptr: np.ndarray) -> np.ndarray:
     nxt = idx + 1
     last = ptr[1:] - 1
     nxt[last] = ptr[:-1]
-    x, y = poly_xy[:, 0], poly_xy[:, 1]
+    # relative to each polygon's first vertex: no cancellation for small polygons far from 0
+    q = poly_xy - poly_xy[ptr[:-1]][reg]
+    x, y = q[:, 0], q[:, 1]
     cr = x * y[nxt] - x[nxt] * y
     return 0.5 * np.bincount(reg, weights=cr, minlength=len(ptr) - 1)
 

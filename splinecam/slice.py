@@ -44,7 +44,7 @@ def _check_domain(domain: Any) -> np.ndarray:
         )
     scale = float(np.max(np.abs(poly - poly.mean(0)))) or 1.0
     # orientation from the shoelace formula; make it counter-clockwise
-    x, y = poly[:, 0], poly[:, 1]
+    x, y = (poly - poly.mean(0)).T
     area2 = float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
     if abs(area2) <= 1e-14 * scale * scale:
         raise SliceError("domain polygon has zero area; give at least three non-collinear vertices")

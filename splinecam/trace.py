@@ -228,6 +228,9 @@ _LINEAR_FUNCTIONS = {
     F.pixel_shuffle,
     F.pixel_unshuffle,
     operator.getitem,
+    torch.chunk,
+    torch.split,
+    torch.unbind,
 }
 _AFFINE_FUNCTIONS = {F.linear, F.conv1d, F.conv2d, F.conv3d, F.batch_norm}
 _LINEAR_METHODS = {
@@ -248,11 +251,77 @@ _LINEAR_METHODS = {
     "expand",
     "chunk",
     "split",
+    "unbind",
     "float",
     "double",
     "to",
 }
 _META_METHODS = {"size", "dim"}
+_TUPLE_RESULTS = {"chunk", "split", "unbind", torch.chunk, torch.split, torch.unbind}
+
+
+def _batch_dim_error(label: str, why: str) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"{label} {why}; splinecam evaluates many regions as one batch, so an operation that mixes "
+        "or reshapes the batch axis (axis 0) would mix regions. Operate on the feature axes only "
+        "(dim >= 1, e.g. x.flatten(1), x.view(x.size(0), -1), x.mean(1))"
+    )
+
+
+def _check_batch_axis(label: str, tgt: Any, args: tuple, kwargs: dict, is_stack: Callable[[Any], bool]) -> None:
+    """Refuse linear operations that touch the batch axis (they would mix regions)."""
+    name = tgt if isinstance(tgt, str) else getattr(tgt, "__name__", "")
+    rest = args[1:]
+
+    def arg(pos: int, key: str, default: Any) -> Any:
+        if key in kwargs:
+            return kwargs[key]
+        return rest[pos] if len(rest) > pos else default
+
+    if tgt is operator.getitem:
+        idx = args[1]
+        first = idx[0] if isinstance(idx, tuple) and idx else idx
+        if not ((isinstance(first, slice) and first == slice(None)) or first is Ellipsis):
+            raise _batch_dim_error(label, "indexes the batch axis (index only the feature axes, e.g. x[:, :5])")
+    elif name in ("mean", "sum"):
+        dim = arg(0, "dim", None)
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        if dim is None or any(d == 0 for d in dims):
+            raise _batch_dim_error(label, f"reduces over the batch axis (dim={dim})")
+    elif name in ("cat", "concat", "stack", "squeeze", "unsqueeze", "chunk", "split", "unbind"):
+        key_pos = {"cat": 0, "concat": 0, "stack": 0}.get(name, 1 if name in ("chunk", "split") else 0)
+        default = 0 if name in ("cat", "concat", "stack", "unbind") else None
+        if name in ("cat", "concat", "stack"):
+            dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+        else:
+            dim = arg(key_pos, "dim", default)
+        if dim == 0 or (dim is None and name == "squeeze"):
+            raise _batch_dim_error(label, f"works along the batch axis (dim={dim})")
+    elif name == "flatten":
+        if arg(0, "start_dim", 0) == 0:
+            raise _batch_dim_error(label, "flattens the batch axis (use start_dim=1)")
+    elif name in ("transpose",):
+        if 0 in (arg(0, "dim0", None), arg(1, "dim1", None)):
+            raise _batch_dim_error(label, "moves the batch axis")
+    elif name == "permute":
+        dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
+        if dims and dims[0] != 0:
+            raise _batch_dim_error(label, "moves the batch axis")
+    elif name in ("view", "reshape"):
+        shp = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
+        if tgt is torch.reshape:
+            shp = args[1] if len(args) > 1 else kwargs.get("shape", ())
+        first = shp[0] if len(shp) else None
+        if len(shp) < 2 or not (isinstance(first, _Ref) or first == -1):
+            raise _batch_dim_error(label, "reshapes the batch axis (keep it first: x.view(x.size(0), ...))")
+    elif tgt is F.dropout or name in ("dropout", "dropout1d", "dropout2d"):
+        training = arg(1, "training", True)
+        p = arg(0, "p", 0.5)
+        if training is not False and p != 0:
+            raise UnsupportedModelError(
+                f"{label} calls dropout with training=True (F.dropout's default), so the model is "
+                "random even in eval mode; pass training=self.training or use nn.Dropout"
+            )
 _ADD = {operator.add, operator.iadd, torch.add, "add", "add_", "__add__", "__radd__"}
 _SUB = {operator.sub, operator.isub, torch.sub, "sub", "sub_", "__sub__", "__rsub__"}
 _MUL = {operator.mul, operator.imul, torch.mul, "mul", "mul_", "__mul__", "__rmul__"}
@@ -341,7 +410,10 @@ class _Tracer(fx.Tracer):
 
 def _flatten_sequential(seq: nn.Sequential, prefix: str) -> list[tuple[str, nn.Module]]:
     out: list[tuple[str, nn.Module]] = []
-    for name, child in seq.named_children():
+    # _modules, not named_children(): the same module object may appear several times
+    for name, child in seq._modules.items():
+        if child is None:
+            continue
         path = f"{prefix}.{name}" if prefix else name
         if isinstance(child, nn.Sequential):
             out.extend(_flatten_sequential(child, path))
@@ -409,7 +481,6 @@ def trace_model(model: nn.Module) -> Program:
         If the model cannot be traced at all (data-dependent control flow, several inputs...).
     """
     graph, root = _graph_of(model)
-    modules = dict(root.named_modules())
     steps: list[Step] = []
     index: dict[fx.Node, int] = {}
     kinds: list[str] = []
@@ -428,6 +499,7 @@ def trace_model(model: nn.Module) -> Program:
         kinds.append(step.kind)
 
     n_inputs = 0
+    tuples: set[int] = set()  # steps whose value is a tuple of stacks
     for node in graph.nodes:
         args = _map_args(node.args, ref)
         kwargs = _map_args(dict(node.kwargs), ref)
@@ -452,7 +524,7 @@ def trace_model(model: nn.Module) -> Program:
             output = outs[0]
         elif node.op == "call_module":
             path = str(node.target)
-            mod = modules[path]
+            mod = root.get_submodule(path)
             what = type(mod).__name__
             if not stack_args:
                 add(Step("const", path, target=mod, args=args, kwargs=kwargs, op="module"))
@@ -463,6 +535,12 @@ def trace_model(model: nn.Module) -> Program:
                 steps[-1].pwl_index = len(pwl_steps)
                 pwl_steps.append(len(steps) - 1)
             elif isinstance(mod, _AFFINE_MODULES):
+                if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.running_mean is None:
+                    raise UnsupportedModelError(
+                        f"{path} ({what}) has track_running_stats=False, so it normalises with the "
+                        "statistics of the batch even in eval mode: its output for one input depends "
+                        "on the others and there is no fixed partition. Use running statistics"
+                    )
                 add(Step("affine", path, target=mod, args=args, kwargs=kwargs, op="module", mode="bias"))
             elif isinstance(mod, _LINEAR_MODULES):
                 add(Step("affine", path, target=mod, args=args, kwargs=kwargs, op="module", mode="linear"))
@@ -521,19 +599,13 @@ def trace_model(model: nn.Module) -> Program:
                     )
             if mode == "sub" and not is_stack(args[0]):
                 mode = "rsub"
-            if tgt is operator.getitem and is_stack(args[0]):
-                idx = args[1]
-                first = idx[0] if isinstance(idx, tuple) and idx else idx
-                if not (isinstance(first, slice) and first == slice(None)):
-                    raise _not_pwl(
-                        label,
-                        "indexing",
-                        "indexes the batch axis; index only the feature axes, e.g. x[:, :5]",
-                    )
-            if tgt is operator.getitem and not is_stack(args[0]):
-                # indexing a tuple of stacks (chunk / split results)
-                mode = "linear"
+            if tgt is operator.getitem and isinstance(args[0], _Ref) and int(args[0]) in tuples:
+                pass  # one element of a tuple of stacks (chunk / split results)
+            elif mode == "linear":
+                _check_batch_axis(label, tgt, args, kwargs, is_stack)
             add(Step("affine", label, target=tgt, args=args, kwargs=kwargs, op=node.op, mode=mode))
+            if tgt in _TUPLE_RESULTS:
+                tuples.add(len(steps) - 1)
         else:  # pragma: no cover - fx has no other opcodes
             raise UnsupportedModelError(f"unknown fx node {node.op}")
 

@@ -129,7 +129,7 @@ def verify_partition(
     r = part.num_regions
     areas = part.areas()
     dom = slc.domain
-    x, y = dom[:, 0], dom[:, 1]
+    x, y = (dom - dom[0]).T
     dom_area = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
     rel = abs(float(areas.sum()) - dom_area) / dom_area
     report.checks.append(Check("area", rel <= 1e-9 and bool((areas > 0).all()), rel, 1e-9,
