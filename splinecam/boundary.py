@@ -1,0 +1,879 @@
+"""Decision boundaries and level sets of a partition, exact up to float64 rounding.
+
+On one region ``r`` of a :class:`~splinecam.Partition` the network's outputs (logits) are affine,
+``f(u) = A[r] @ u + b[r]``. The region therefore splits into convex *argmax cells*
+``{u in region : f_c(u) >= f_j(u) for all j}``, one per class that wins somewhere in it. The decision
+boundary is the border between cells of different classes:
+
+* inside a region, the edges of a cell made by a line ``f_c = f_j`` (the cells are obtained by
+  clipping every region polygon by the half-planes ``f_c - f_j >= 0``, batched over all regions at
+  once);
+* along a region edge, the parts where the class on one side differs from the class on the other
+  side (the network is continuous, so this happens only where the top two logits tie all along the
+  edge, e.g. ``relu(x)`` against ``relu(-x)``).
+
+Only the places where the *top* class changes are boundary: the lines ``f_i = f_j`` where neither
+``i`` nor ``j`` is on top are not (the original SplineCam toolbox returned them).
+
+Ties go to the lowest class index, as in :func:`numpy.argmax`: where two logits are identical on a
+whole region (zero difference at every vertex, up to ``EPS`` relative to the logits' scale) the
+higher class has no cell there and no 2-D "boundary" is made.
+
+With one output ``f`` the two classes are ``0`` (``f <= threshold``) and ``1`` (``f > threshold``),
+and the boundary is the border of ``{f > threshold}``; a level set ``f_k = value`` is computed the
+same way (:func:`level_set`), so that for one output ``decision_boundary(part, threshold=t)`` and
+``level_set(part, 0, t)`` are the same curve. Where ``f`` equals the value on a whole region the
+level set would be 2-D: only the border of ``{f > value}`` is returned there.
+
+Segments are oriented: walking ``segments[s, 0] -> segments[s, 1]``, class ``classes[s, 0]`` is on
+the left and ``classes[s, 1]`` (always the larger index) on the right. For level sets the left side
+is ``f <= value`` and the right side ``f > value``.
+
+Examples
+--------
+>>> import torch, splinecam as sc
+>>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+>>> part = sc.partition(net, sc.Slice.box(xlim=(-2, 2), ylim=(-2, 2)))
+>>> db = part.decision_boundary()
+>>> db.segments.shape[1:], db.length >= 0
+((2, 2), True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import SplineCamError
+from .geometry import EPS
+
+__all__ = ["BoundaryError", "DecisionBoundary", "decision_boundary", "level_set"]
+
+#: Endpoints closer than this (relative to the domain's scale) are the same polyline vertex.
+MERGE_TOL = 1e-8
+#: Pieces of region edges shorter than this (relative to the domain's scale) are rounding slivers.
+LENGTH_TOL = 1e-9
+
+
+class BoundaryError(SplineCamError, ValueError):
+    """A decision boundary or level set was requested with invalid arguments."""
+
+
+# =========================================================================== result object
+@dataclass(repr=False, eq=False)
+class DecisionBoundary:
+    """A decision boundary (or level set) on a slice: oriented segments chained into polylines.
+
+    Attributes
+    ----------
+    segments : ndarray, shape (S, 2, 2)
+        Start and end point of every segment, in slice coordinates.
+    regions : ndarray, shape (S,)
+        Region of each segment (for a segment on a region edge: the region on the side of
+        ``classes[s, 0]``).
+    classes : ndarray, shape (S, 2)
+        The two classes separated by each segment, ``classes[s, 0] < classes[s, 1]``; class
+        ``classes[s, 0]`` lies on the left of ``segments[s, 0] -> segments[s, 1]``. For one output
+        and for level sets: ``0`` is the side ``f <= value`` and ``1`` the side ``f > value``.
+    edges : ndarray, shape (S,)
+        The planar-graph edge (``Partition.edges``) a segment lies on, or ``-1`` for a segment
+        inside a region.
+    polylines : list of ndarray
+        Segments chained into curves through shared endpoints, each ``(n_i, 2)``. A polyline ends
+        at the domain border or at a junction where three or more pieces meet; a closed loop
+        repeats its first point at the end. Polylines follow their segments' orientation (the same
+        class on the left all along), so a closed loop runs counter-clockwise around a set of its
+        lower class (for a level set: around a set where ``f <= value``).
+    closed : ndarray of bool, shape (P,)
+        Whether each polyline is a closed loop.
+    segment_polyline : ndarray, shape (S,)
+        The polyline holding each segment (``-1`` for a segment shorter than the merge tolerance,
+        which has become a single polyline vertex).
+    num_components : int
+        Number of connected pieces of the boundary.
+    kind : str
+        ``"argmax"`` (two or more outputs), ``"threshold"`` (one output) or ``"level_set"``.
+    slice : Slice or None
+        The slice of the partition, used by :meth:`sample` to map points to input space.
+
+    Examples
+    --------
+    >>> import torch, splinecam as sc
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); _ = net[0].bias.zero_()
+    >>> db = sc.partition(net, sc.Slice.box()).decision_boundary()
+    >>> db
+    DecisionBoundary(threshold: 1 segments, 1 polylines (0 closed), 1 components, length 2)
+    >>> u, x = db.sample(3, seed=0)
+    >>> u[:, 0].tolist()
+    [0.0, 0.0, 0.0]
+    """
+
+    segments: np.ndarray
+    regions: np.ndarray
+    classes: np.ndarray
+    edges: np.ndarray
+    polylines: list[np.ndarray] = field(default_factory=list)
+    closed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    segment_polyline: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    num_components: int = 0
+    kind: str = "argmax"
+    slice: Any = None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Length of every segment, shape ``(S,)``."""
+        d = self.segments[:, 1] - self.segments[:, 0]
+        return np.hypot(d[:, 0], d[:, 1])
+
+    @property
+    def length(self) -> float:
+        """Total length of the boundary in slice coordinates."""
+        return float(self.lengths.sum())
+
+    @property
+    def num_segments(self) -> int:
+        """Number of segments ``S``."""
+        return int(len(self.segments))
+
+    @property
+    def num_polylines(self) -> int:
+        """Number of polylines."""
+        return len(self.polylines)
+
+    def normals(self) -> np.ndarray:
+        """Unit normal of every segment, pointing from class ``classes[s, 0]`` to ``classes[s, 1]``.
+
+        Returns
+        -------
+        ndarray, shape (S, 2)
+        """
+        d = self.segments[:, 1] - self.segments[:, 0]
+        n = np.stack([d[:, 1], -d[:, 0]], 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return n / self.lengths[:, None]
+
+    def midpoints(self) -> np.ndarray:
+        """Midpoint of every segment, shape ``(S, 2)``."""
+        return 0.5 * (self.segments[:, 0] + self.segments[:, 1])
+
+    def sample(self, n: int, seed: int | None = None) -> tuple[np.ndarray, Any]:
+        """Points drawn uniformly by arc length along the boundary.
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        seed : int or None
+            Seed of the random generator.
+
+        Returns
+        -------
+        u : ndarray, shape (n, 2)
+            The points in slice coordinates.
+        x : ndarray, shape (n, *input_shape)
+            The same points in input space (``slice.to_input(u)``); ``None`` without a slice.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> db = DecisionBoundary(segments=np.array([[[0.0, 0.0], [2.0, 0.0]]]), regions=np.zeros(1, int),
+        ...                       classes=np.array([[0, 1]]), edges=-np.ones(1, int))
+        >>> u, _ = db.sample(4, seed=1)
+        >>> bool(np.all(u[:, 1] == 0) and np.all((0 <= u[:, 0]) & (u[:, 0] <= 2)))
+        True
+        """
+        n = int(n)
+        if n < 0:
+            raise BoundaryError(f"n must be a non-negative number of points, got {n}")
+        lens = self.lengths
+        total = float(lens.sum())
+        if n > 0 and not total > 0:
+            raise BoundaryError(
+                "cannot sample an empty decision boundary (it does not meet the slice's domain); "
+                "check len(boundary) or boundary.length first"
+            )
+        rng = np.random.default_rng(seed)
+        if n == 0:
+            u = np.zeros((0, 2))
+        else:
+            cum = np.cumsum(lens)
+            s = rng.uniform(0.0, total, size=n)
+            idx = np.minimum(np.searchsorted(cum, s, side="right"), len(lens) - 1)
+            start = cum[idx] - lens[idx]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                t = np.clip((s - start) / lens[idx], 0.0, 1.0)
+            t = np.where(np.isfinite(t), t, 0.0)
+            seg = self.segments[idx]
+            u = seg[:, 0] + t[:, None] * (seg[:, 1] - seg[:, 0])
+        x = self.slice.to_input(u) if self.slice is not None else None
+        return u, x
+
+    def __len__(self) -> int:
+        return self.num_segments
+
+    def __repr__(self) -> str:
+        pairs = ""
+        if self.kind == "argmax" and len(self.classes):
+            uniq = np.unique(self.classes, axis=0)
+            shown = ", ".join(f"{a}|{b}" for a, b in uniq[:6])
+            pairs = f", classes {shown}{', ...' if len(uniq) > 6 else ''}"
+        return (
+            f"DecisionBoundary({self.kind}: {self.num_segments} segments, {self.num_polylines} polylines "
+            f"({int(self.closed.sum())} closed), {self.num_components} components, "
+            f"length {self.length:.6g}{pairs})"
+        )
+
+
+# =========================================================================== argmax cells
+@dataclass
+class _Cells:
+    """Argmax cells of every region and the pieces of region edges they share (internal)."""
+
+    reg: np.ndarray  # (N,) region of each cell
+    cls: np.ndarray  # (N,) class of each cell
+    xy: np.ndarray  # (N, K, 2) padded CCW vertices
+    lab: np.ndarray  # (N, K) planar edge id of edge k -> k+1, or -1 for a cut f_c = f_j
+    nv: np.ndarray  # (N,)
+    area: np.ndarray  # (N,)
+    tol: np.ndarray  # (R,) tolerance on logit values per region (EPS x the logits' scale)
+    # pieces of inner planar edges seen from both sides: edge, t-interval, cells and their classes
+    p_edge: np.ndarray
+    p_lo: np.ndarray
+    p_hi: np.ndarray
+    p_cell: np.ndarray  # (M, 2) cell on the left / right of the edge
+    p_cls: np.ndarray  # (M, 2) class on the left / right of the edge
+
+
+def _polygon_area(xy: np.ndarray, nv: np.ndarray) -> np.ndarray:
+    k = xy.shape[1]
+    slots = np.arange(k)
+    nxt = np.where(slots[None] + 1 < nv[:, None], slots[None] + 1, 0)
+    rows = np.arange(len(xy))[:, None]
+    xn = xy[rows, nxt]
+    valid = slots[None] < nv[:, None]
+    cr = (xy[..., 0] * xn[..., 1] - xn[..., 0] * xy[..., 1]) * valid
+    return 0.5 * cr.sum(1)
+
+
+def _clip(
+    xy: np.ndarray, lab: np.ndarray, nv: np.ndarray, s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the part ``s >= 0`` of every convex polygon (vertex values ``s``, exact zeros on the line).
+
+    New edges along the line get the label ``-1``. Returns padded ``(xy, lab, nv)``; a count
+    below 3 means nothing of positive area is left.
+    """
+    p, k, _ = xy.shape
+    slots = np.arange(k)
+    rows = np.arange(p)[:, None]
+    valid = slots[None] < nv[:, None]
+    nxt = np.where(slots[None] + 1 < nv[:, None], slots[None] + 1, 0)
+    s_n = s[rows, nxt]
+    xy_n = xy[rows, nxt]
+    keep_v = valid & (s >= 0)
+    change = valid & (((s > 0) & (s_n < 0)) | ((s < 0) & (s_n > 0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(change, s / np.where(change, s - s_n, 1.0), 0.0)
+    ixy = xy + t[..., None] * (xy_n - xy)
+    # augmented cycle: slot 2k is vertex k, slot 2k + 1 the crossing on edge k
+    axy = np.stack([xy, ixy], 2).reshape(p, 2 * k, 2)
+    alab = np.stack([lab, lab], 2).reshape(p, 2 * k)
+    keep = np.stack([keep_v, change], 2).reshape(p, 2 * k)
+    cnt = keep.sum(1)
+    kk = max(int(cnt.max()) if p else 0, 1)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :kk]
+    sl = np.arange(kk)
+    order = np.where(sl[None] < cnt[:, None], order, order[:, :1])
+    out_xy = axy[rows, order]
+    out_lab = alab[rows, order]
+    nxt_sl = np.where(sl[None] + 1 < cnt[:, None], sl[None] + 1, 0)
+    g_next = order[rows, nxt_sl]
+    diff = np.remainder(g_next - order, 2 * np.maximum(nv, 1)[:, None])
+    original = (diff == 1) | ((diff == 2) & (order % 2 == 0))
+    out_lab = np.where(original, out_lab, -1)
+    return out_xy, out_lab, cnt
+
+
+def _pseudo_logits(
+    part: Any, mode: str, output: int = 0, value: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(A (R, C, 2), b (R, C))`` of the classes whose argmax defines the boundary.
+
+    ``mode="argmax"``: the outputs themselves. ``mode="level"``: two classes ``[value, f_output]``
+    (class 1 wins where ``f_output > value``, ties to class 0).
+    """
+    a, b = part.output_affine
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if mode == "argmax":
+        return a, b
+    r = a.shape[0]
+    a2 = np.zeros((r, 2, 2))
+    a2[:, 1] = a[:, output]
+    b2 = np.empty((r, 2))
+    b2[:, 0] = value
+    b2[:, 1] = b[:, output]
+    return a2, b2
+
+
+def _region_edge_ids(part: Any) -> np.ndarray:
+    """Planar edge id of every region-polygon edge ``k -> k + 1`` (flat, aligned with region_vertices)."""
+    rv = np.asarray(part.region_vertices, dtype=np.int64)
+    ptr = np.asarray(part.region_ptr, dtype=np.int64)
+    nvtx = max(len(part.vertices), 1)
+    nxt = np.arange(len(rv)) + 1
+    nxt[ptr[1:] - 1] = ptr[:-1]
+    a, b = rv, rv[nxt]
+    key = np.minimum(a, b) * nvtx + np.maximum(a, b)
+    e = np.asarray(part.edges, dtype=np.int64)
+    ekey = np.minimum(e[:, 0], e[:, 1]) * nvtx + np.maximum(e[:, 0], e[:, 1])
+    order = np.argsort(ekey)
+    pos = np.searchsorted(ekey[order], key)
+    pos = np.minimum(pos, len(order) - 1)
+    found = ekey[order][pos] == key
+    if not found.all():  # pragma: no cover - a valid partition has every polygon edge in its graph
+        raise SplineCamError("internal error: a region edge is missing from the partition's planar graph")
+    return order[pos]
+
+
+def _argmax_cells(part: Any, a: np.ndarray, b: np.ndarray) -> _Cells:
+    """Clip every region by ``f_c >= f_j`` for all ``j`` (per class ``c``), batched over regions."""
+    poly, nv0 = part.padded_polygons()
+    r, k, _ = poly.shape
+    c_num = a.shape[1]
+    # region polygon edge labels: the planar edge each polygon edge lies on
+    eid = _region_edge_ids(part)
+    slots = np.arange(k)
+    valid0 = slots[None] < nv0[:, None]
+    lab0 = np.full((r, k), -1, dtype=np.int64)
+    lab0[valid0] = eid
+    # logits at region vertices; scale and tolerance per region
+    fv = np.einsum("rcd,rkd->rkc", a, poly) + b[:, None, :]  # (R, K, C)
+    scale = np.where(valid0[..., None], np.abs(fv), 0.0).max(axis=(1, 2))
+    tol = EPS * scale
+    span = poly.max(1) - poly.min(1)
+    area_tol = 1e-14 * span[:, 0] * span[:, 1]
+
+    cells_reg, cells_cls, cells_xy, cells_lab, cells_nv = [], [], [], [], []
+    fmask = np.where(valid0[..., None], fv, np.nan)
+    f_max = np.nanmax(fmask, axis=1)  # (R, C): the largest value of each logit on the region
+    # class c can win somewhere in region r only if its largest value reaches the smallest value of
+    # some other logit (the top logit is at least every logit's minimum everywhere)
+    top_lb = np.nanmin(fmask, axis=1).max(1)
+    candidate = f_max >= (top_lb - tol)[:, None]
+    # clip first by the class on top at the region's vertex mean: it removes most of the region
+    mean = (poly * valid0[..., None]).sum(1) / nv0[:, None]
+    first = np.argmax(np.einsum("rcd,rd->rc", a, mean) + b, axis=1)
+    for c in range(c_num):
+        alive = np.flatnonzero(candidate[:, c])
+        xy, lab, nv = poly[alive], lab0[alive], nv0[alive]
+        for j in [-1, *range(c_num)]:
+            if len(alive) == 0:
+                break
+            jv = first[alive] if j < 0 else np.full(len(alive), j)
+            skip = jv == c
+            jv = np.where(skip, (c + 1) % c_num, jv)
+            g_a = a[alive, c] - a[alive, jv]
+            g_b = b[alive, c] - b[alive, jv]
+            # identical on the whole region (checked on the region's own vertices): the lower index wins
+            dv = fv[alive, :, c] - fv[alive[:, None], np.arange(k)[None], jv[:, None]]
+            same = np.where(valid0[alive], np.abs(dv), 0.0).max(1) <= tol[alive]
+            s = np.einsum("pd,pkd->pk", g_a, xy) + g_b[:, None]
+            s = np.where(np.abs(s) <= tol[alive, None], 0.0, s)
+            s = np.where(same[:, None], np.where(jv > c, 0.0, -1.0)[:, None], s)
+            s = np.where(skip[:, None], 0.0, s)
+            # only polygons with some vertex below the line change
+            kv = np.arange(xy.shape[1])[None] < nv[:, None]
+            cut = ((s < 0) & kv).any(1)
+            if not cut.any():
+                continue
+            cx, cl, cn = _clip(xy[cut], lab[cut], nv[cut], s[cut])
+            kmax = max(xy.shape[1], cx.shape[1])
+            new_xy = np.repeat(xy[:, :1], kmax, axis=1)
+            new_xy[:, : xy.shape[1]] = xy
+            new_lab = np.full((len(xy), kmax), -1, dtype=np.int64)
+            new_lab[:, : lab.shape[1]] = lab
+            new_nv = nv.copy()
+            idx = np.flatnonzero(cut)
+            new_xy[idx, : cx.shape[1]] = cx
+            new_xy[idx, cx.shape[1]:] = cx[:, :1]
+            new_lab[idx] = -1
+            new_lab[idx, : cl.shape[1]] = cl
+            new_nv[idx] = cn
+            keep = new_nv >= 3
+            alive, xy, lab, nv = alive[keep], new_xy[keep], new_lab[keep], new_nv[keep]
+            if len(nv):
+                kk = int(nv.max())
+                xy, lab = xy[:, :kk], lab[:, :kk]
+        if len(alive) == 0:
+            continue
+        ar = _polygon_area(xy, nv)
+        ok = ar > area_tol[alive]
+        cells_reg.append(alive[ok])
+        cells_cls.append(np.full(int(ok.sum()), c, dtype=np.int64))
+        cells_xy.append(xy[ok])
+        cells_lab.append(lab[ok])
+        cells_nv.append(nv[ok])
+    kmax = max([x.shape[1] for x in cells_xy] + [1])
+    cxy = np.concatenate([np.concatenate([x, np.repeat(x[:, :1], kmax - x.shape[1], 1)], 1)
+                          for x in cells_xy]) if cells_xy else np.zeros((0, kmax, 2))
+    clab = np.concatenate([np.pad(x, ((0, 0), (0, kmax - x.shape[1])), constant_values=-1)
+                           for x in cells_lab]) if cells_lab else np.zeros((0, kmax), np.int64)
+    creg = np.concatenate(cells_reg) if cells_reg else np.zeros(0, np.int64)
+    ccls = np.concatenate(cells_cls) if cells_cls else np.zeros(0, np.int64)
+    cnv = np.concatenate(cells_nv) if cells_nv else np.zeros(0, np.int64)
+    carea = _polygon_area(cxy, cnv)
+
+    # ---- pieces of inner planar edges, seen from each side
+    kk = cxy.shape[1]
+    sl = np.arange(kk)
+    valid = sl[None] < cnv[:, None]
+    nxt = np.where(sl[None] + 1 < cnv[:, None], sl[None] + 1, 0)
+    on_edge = valid & (clab >= 0)
+    ci, ki = np.nonzero(on_edge)
+    e = clab[ci, ki]
+    er = np.asarray(part.edge_regions, dtype=np.int64)
+    inner = (er[e] >= 0).all(1)
+    ci, ki, e = ci[inner], ki[inner], e[inner]
+    verts = np.asarray(part.vertices, dtype=np.float64)
+    ev = np.asarray(part.edges, dtype=np.int64)
+    p0 = verts[ev[e, 0]]
+    d = verts[ev[e, 1]] - p0
+    dd = (d * d).sum(1)
+    pa = cxy[ci, ki]
+    pb = cxy[ci, nxt[ci, ki]]
+    ta = ((pa - p0) * d).sum(1) / dd
+    tb = ((pb - p0) * d).sum(1) / dd
+    lo, hi = np.minimum(ta, tb), np.maximum(ta, tb)
+    side = (er[e, 0] != creg[ci]).astype(np.int64)  # 0: the cell is on the left of the edge
+    left = side == 0
+    # join left pieces with right pieces of the same edge
+    li, ri = np.flatnonzero(left), np.flatnonzero(~left)
+    ne = len(ev)
+    r_order = ri[np.argsort(e[ri], kind="stable")]
+    r_cnt = np.bincount(e[ri], minlength=ne)
+    r_start = np.cumsum(r_cnt) - r_cnt
+    reps = r_cnt[e[li]]
+    pl = np.repeat(li, reps)
+    off = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    pr = r_order[r_start[e[pl]] + off]
+    plo = np.maximum(lo[pl], lo[pr])
+    phi = np.minimum(hi[pl], hi[pr])
+    dscale = _domain_scale(part)
+    ok = (phi - plo) * np.sqrt(dd[pl]) > LENGTH_TOL * dscale
+    pl, pr, plo, phi = pl[ok], pr[ok], plo[ok], phi[ok]
+    cell_l, cell_r = ci[pl], ci[pr]
+    return _Cells(
+        reg=creg, cls=ccls, xy=cxy, lab=clab, nv=cnv, area=carea, tol=tol,
+        p_edge=e[pl], p_lo=plo, p_hi=phi,
+        p_cell=np.stack([cell_l, cell_r], 1).reshape(-1, 2),
+        p_cls=np.stack([ccls[cell_l], ccls[cell_r]], 1).reshape(-1, 2),
+    )
+
+
+def _domain_scale(part: Any) -> float:
+    dom = np.asarray(part.slice.domain, dtype=np.float64)
+    return float(np.abs(dom - dom.mean(0)).max()) or 1.0
+
+
+def _other_side_class(
+    a: np.ndarray, b: np.ndarray, tol: np.ndarray, m: np.ndarray, nrm: np.ndarray, c: np.ndarray
+) -> np.ndarray:
+    """Class just across a cell edge: among the classes tied with ``c`` at the edge midpoint ``m``,
+    the one that grows fastest along the outward normal ``nrm`` (ties to the lowest index).
+
+    ``a`` ``(S, C, 2)``, ``b`` ``(S, C)``, ``tol`` ``(S,)``, ``m``, ``nrm`` ``(S, 2)``, ``c`` ``(S,)``.
+    """
+    s_num, c_num = b.shape
+    f = np.einsum("scd,sd->sc", a, m) + b
+    fc = f[np.arange(s_num), c]
+    tied = f >= fc[:, None] - tol[:, None]
+    tied[np.arange(s_num), c] = False
+    deriv = np.einsum("scd,sd->sc", a, nrm)
+    dmask = np.where(tied, deriv, -np.inf)
+    best = dmask.max(1)
+    dscale = np.abs(deriv).max(1)
+    cand = tied & (dmask >= best[:, None] - 1e-9 * dscale[:, None])
+    other = np.argmax(cand, axis=1)
+    none = ~cand.any(1)
+    if none.any():  # rounding left no tied class: fall back to the best class at the midpoint
+        g = np.where(np.arange(c_num)[None] == c[:, None], -np.inf, f + 1e-9 * deriv)
+        other[none] = np.argmax(g[none], 1)
+    return other
+
+
+def _boundary_segments(
+    part: Any, a: np.ndarray, b: np.ndarray, cells: _Cells
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All boundary segments ``(seg (S, 2, 2), region (S,), classes (S, 2), edge (S,))``."""
+    # -- inside regions: cell edges made by a cut, emitted from the side of the lower class
+    n, kk, _ = cells.xy.shape
+    sl = np.arange(kk)
+    valid = sl[None] < cells.nv[:, None]
+    nxt = np.where(sl[None] + 1 < cells.nv[:, None], sl[None] + 1, 0)
+    ci, ki = np.nonzero(valid & (cells.lab < 0))
+    p = cells.xy[ci, ki]
+    q = cells.xy[ci, nxt[ci, ki]]
+    d = q - p
+    ln = np.hypot(d[:, 0], d[:, 1])
+    pos = ln > 0
+    ci, ki, p, q, d, ln = ci[pos], ki[pos], p[pos], q[pos], d[pos], ln[pos]
+    reg = cells.reg[ci]
+    c = cells.cls[ci]
+    nrm = np.stack([d[:, 1], -d[:, 0]], 1) / ln[:, None]  # outward (cells are counter-clockwise)
+    other = _other_side_class(a[reg], b[reg], cells.tol[reg], 0.5 * (p + q), nrm, c)
+    emit = c < other
+    seg_in = np.stack([p[emit], q[emit]], 1)
+    reg_in = reg[emit]
+    cls_in = np.stack([c[emit], other[emit]], 1)
+    edge_in = np.full(len(reg_in), -1, dtype=np.int64)
+    # -- along region edges: pieces whose classes differ on the two sides
+    diff = cells.p_cls[:, 0] != cells.p_cls[:, 1]
+    e = cells.p_edge[diff]
+    verts = np.asarray(part.vertices, dtype=np.float64)
+    ev = np.asarray(part.edges, dtype=np.int64)
+    p0 = verts[ev[e, 0]]
+    dv = verts[ev[e, 1]] - p0
+    s0 = p0 + cells.p_lo[diff, None] * dv
+    s1 = p0 + cells.p_hi[diff, None] * dv
+    cl = cells.p_cls[diff]
+    creg = cells.reg[cells.p_cell[diff]]
+    flip = cl[:, 0] > cl[:, 1]
+    seg_e = np.where(flip[:, None, None], np.stack([s1, s0], 1), np.stack([s0, s1], 1))
+    cls_e = np.where(flip[:, None], cl[:, ::-1], cl)
+    reg_e = np.where(flip, creg[:, 1], creg[:, 0])
+    seg = np.concatenate([seg_in, seg_e.reshape(-1, 2, 2)])
+    return (
+        seg,
+        np.concatenate([reg_in, reg_e]).astype(np.int64),
+        np.concatenate([cls_in, cls_e.reshape(-1, 2)]).astype(np.int64),
+        np.concatenate([edge_in, e]).astype(np.int64),
+    )
+
+
+# =========================================================================== chaining
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component representative (smallest member) of ``n`` nodes joined by edges ``a - b``."""
+    lab = np.arange(n)
+    if len(a) == 0:
+        return lab
+    while True:
+        la, lb = lab[a], lab[b]
+        lo, hi = np.minimum(la, lb), np.maximum(la, lb)
+        m = lo != hi
+        if not m.any():
+            return lab
+        np.minimum.at(lab, hi[m], lo[m])
+        while True:  # pointer jumping until every node points at a root
+            nl = lab[lab]
+            if np.array_equal(nl, lab):
+                break
+            lab = nl
+
+
+def _merge_points(pts: np.ndarray, h: float) -> np.ndarray:
+    """Node id of every point, merging points within about ``h`` of each other (4 shifted grids)."""
+    n = len(pts)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    ea, eb = [], []
+    for ox in (0.0, 0.5):
+        for oy in (0.0, 0.5):
+            cell = np.floor(pts / h + np.array([ox, oy])).astype(np.int64)
+            _, inv = np.unique(cell, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            order = np.argsort(inv, kind="stable")
+            same = inv[order[1:]] == inv[order[:-1]]
+            ea.append(order[1:][same])
+            eb.append(order[:-1][same])
+    root = _components(n, np.concatenate(ea), np.concatenate(eb))
+    _, ids = np.unique(root, return_inverse=True)
+    return ids.reshape(-1)
+
+
+def _chain(n0: np.ndarray, n1: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Chain segments ``n0 -> n1`` (node ids) into maximal paths through degree-2 nodes.
+
+    Returns ``(poly_id (S,), position (S,), forward (S,), closed (P,))``: the polyline of each
+    segment, its position along it, whether it is walked ``n0 -> n1``, and which polylines are loops.
+    Vectorised list ranking by pointer jumping, no loop over segments.
+    """
+    s = len(n0)
+    h = 2 * s
+    tail = np.empty(h, dtype=np.int64)
+    tail[0::2], tail[1::2] = n0, n1
+    deg = np.bincount(tail, minlength=num_nodes)
+    # at a degree-2 node, arriving on one segment continues on the other
+    order = np.argsort(tail, kind="stable")
+    ts = tail[order]
+    first = np.r_[True, ts[1:] != ts[:-1]]
+    start = np.flatnonzero(first)
+    two = deg[ts[start]] == 2
+    o1 = order[start[two]]
+    o2 = order[start[two] + 1]
+    succ = np.full(h, -1, dtype=np.int64)
+    succ[o1 ^ 1] = o2
+    succ[o2 ^ 1] = o1
+    rounds = int(np.ceil(np.log2(max(h, 2)))) + 2
+    # find loops (their half-edges never reach an end) and the smallest half-edge of each loop
+    nxt = succ.copy()
+    mn = np.arange(h)
+    for _ in range(rounds):
+        v = np.flatnonzero(nxt >= 0)
+        if len(v) == 0:
+            break
+        mn_new = mn.copy()
+        mn_new[v] = np.minimum(mn[v], mn[nxt[v]])
+        nxt_new = nxt.copy()
+        nxt_new[v] = nxt[nxt[v]]
+        mn, nxt = mn_new, nxt_new
+    loop = nxt >= 0
+    brk = loop & (succ == mn)  # the half-edge before the loop's smallest one ends the broken path
+    succ = np.where(brk, -1, succ)
+    # list ranking: distance to the end of the path and the end half-edge
+    nxt = succ.copy()
+    rank = (succ >= 0).astype(np.int64)
+    term = np.arange(h)
+    for _ in range(rounds):
+        v = np.flatnonzero(nxt >= 0)
+        if len(v) == 0:
+            break
+        rank_new = rank.copy()
+        rank_new[v] = rank[v] + rank[nxt[v]]
+        term_new = term.copy()
+        term_new[v] = term[nxt[v]]
+        nxt_new = nxt.copy()
+        nxt_new[v] = nxt[nxt[v]]
+        rank, term, nxt = rank_new, term_new, nxt_new
+    # each path appears in both directions: identify it by the smaller end half-edge, and walk it
+    # along its segments' own orientation when they all agree (they do on a valid boundary)
+    forward = term[0::2] <= term[1::2]
+    chosen = np.where(forward, np.arange(0, h, 2), np.arange(1, h, 2))
+    uniq, pid = np.unique(term[chosen], return_inverse=True)
+    pid = pid.reshape(-1)
+    t_even = term[0::2]
+    lo = np.full(len(uniq), np.iinfo(np.int64).max)
+    hi = np.full(len(uniq), -1)
+    np.minimum.at(lo, pid, t_even)
+    np.maximum.at(hi, pid, t_even)
+    forward = np.where((lo == hi)[pid], True, forward)
+    chosen = np.where(forward, np.arange(0, h, 2), np.arange(1, h, 2))
+    position = -rank[chosen]  # larger rank = further from the end = earlier
+    closed = np.zeros(len(uniq), dtype=bool)
+    closed[pid[loop[chosen]]] = True
+    return pid, position, forward, closed
+
+
+def _assemble(
+    seg: np.ndarray,
+    reg: np.ndarray,
+    cls: np.ndarray,
+    edge: np.ndarray,
+    part: Any,
+    kind: str,
+) -> DecisionBoundary:
+    s = len(seg)
+    if s == 0:
+        return DecisionBoundary(
+            segments=np.zeros((0, 2, 2)), regions=np.zeros(0, np.int64), classes=np.zeros((0, 2), np.int64),
+            edges=np.zeros(0, np.int64), kind=kind, slice=part.slice,
+        )
+    h = MERGE_TOL * _domain_scale(part)
+    node = _merge_points(seg.reshape(-1, 2), h).reshape(s, 2)
+    num_nodes = int(node.max()) + 1
+    # node coordinates: the first endpoint merged into each node
+    coords = np.zeros((num_nodes, 2))
+    flat = node.reshape(-1)
+    first = np.full(num_nodes, -1, dtype=np.int64)
+    first[flat[::-1]] = np.arange(len(flat))[::-1]
+    coords = seg.reshape(-1, 2)[first]
+    # drop segments collapsed to a point and duplicates of the same node pair
+    seg_poly = np.full(s, -1, dtype=np.int64)
+    good = node[:, 0] != node[:, 1]
+    key = np.minimum(node[:, 0], node[:, 1]) * num_nodes + np.maximum(node[:, 0], node[:, 1])
+    gidx = np.flatnonzero(good)
+    _, uidx = np.unique(key[gidx], return_index=True)
+    use = gidx[np.sort(uidx)]
+    polylines: list[np.ndarray] = []
+    closed = np.zeros(0, dtype=bool)
+    ncomp = 0
+    if len(use):
+        n0, n1 = node[use, 0], node[use, 1]
+        pid, position, forward, closed = _chain(n0, n1, num_nodes)
+        seg_poly[use] = pid
+        order = np.lexsort((position, pid))
+        tails = np.where(forward, n0, n1)[order]
+        heads = np.where(forward, n1, n0)[order]
+        counts = np.bincount(pid, minlength=len(closed))
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        # every polyline: the tails of its segments, then the head of the last one
+        polylines = [coords[np.r_[tails[a:z], heads[z - 1]]] for a, z in zip(starts, ends)]
+        used_nodes = np.unique(np.r_[n0, n1])
+        root = _components(num_nodes, n0, n1)
+        ncomp = len(np.unique(root[used_nodes]))
+    return DecisionBoundary(
+        segments=seg, regions=reg, classes=cls, edges=edge, polylines=polylines, closed=closed,
+        segment_polyline=seg_poly, num_components=ncomp, kind=kind, slice=part.slice,
+    )
+
+
+# =========================================================================== public functions
+def _check_outputs(part: Any, what: str) -> int:
+    c_num = int(part.num_outputs)
+    if c_num == 0:
+        raise BoundaryError(
+            f"this partition stores no outputs (num_outputs == 0), so it has no {what}; compute the "
+            "partition of the full model (including its output layer) with sc.partition(model, slice)"
+        )
+    return c_num
+
+
+def _as_int(x: Any, name: str) -> int:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise BoundaryError(f"{name} must be an integer, got {x!r} ({type(x).__name__})")
+    return int(x)
+
+
+def _as_finite(x: Any, name: str) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise BoundaryError(f"{name} must be a real number, got {x!r}") from None
+    if not np.isfinite(v):
+        raise BoundaryError(f"{name} must be finite, got {v}")
+    return v
+
+
+def decision_boundary(part: Any, classes: Any = None, threshold: float = 0.0) -> DecisionBoundary:
+    """The decision boundary of the network on the partition's slice.
+
+    Parameters
+    ----------
+    part : Partition
+        A partition computed with the network's outputs (``sc.partition(model, slice)``).
+    classes : pair of int, optional
+        Only the part of the boundary separating these two classes (in either order). With one
+        output the classes are ``0`` (output ``<= threshold``) and ``1`` (output ``> threshold``).
+    threshold : float
+        One output only: the boundary is where the output crosses ``threshold``.
+
+    Returns
+    -------
+    DecisionBoundary
+        Empty (length 0, ``segments`` of shape ``(0, 2, 2)``) when the boundary does not meet the domain.
+
+    Raises
+    ------
+    BoundaryError
+        No outputs stored, ``classes`` not two different indices in ``[0, C)``, or a non-zero
+        ``threshold`` with several outputs.
+
+    Examples
+    --------
+    >>> import torch, splinecam as sc
+    >>> torch.manual_seed(0) and None
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+    >>> part = sc.partition(net, sc.Slice.box(xlim=(-2, 2), ylim=(-2, 2)))
+    >>> db = sc.boundary.decision_boundary(part)
+    >>> sub = sc.boundary.decision_boundary(part, classes=(0, 2))
+    >>> bool(sub.length <= db.length + 1e-12)
+    True
+    """
+    c_num = _check_outputs(part, "decision boundary")
+    threshold = _as_finite(threshold, "threshold")
+    n_cls = max(c_num, 2)
+    pair = None
+    if classes is not None:
+        try:
+            items = list(classes)
+        except TypeError:
+            raise BoundaryError(f"classes must be a pair of class indices (i, j), got {classes!r}") from None
+        if len(items) != 2:
+            raise BoundaryError(f"classes must be a pair of class indices (i, j), got {classes!r}")
+        i, j = (_as_int(x, "classes") for x in items)
+        rng = f"[0, {n_cls})" + (" (one output: 0 is output <= threshold, 1 is output > threshold)"
+                                 if c_num == 1 else f" for {c_num} outputs")
+        if not (0 <= i < n_cls and 0 <= j < n_cls):
+            raise BoundaryError(f"classes must be class indices in {rng}, got ({i}, {j})")
+        if i == j:
+            raise BoundaryError(f"classes must be two different class indices in {rng}, got ({i}, {j})")
+        pair = (min(i, j), max(i, j))
+    if c_num == 1:
+        a, b = _pseudo_logits(part, "level", 0, threshold)
+        kind = "threshold"
+    else:
+        if threshold != 0.0:
+            raise BoundaryError(
+                f"threshold applies to networks with one output; this partition has {c_num} outputs "
+                "(its boundary is where the argmax changes). For a level set of one output use "
+                "part.level_set(output=k, value=v)"
+            )
+        a, b = _pseudo_logits(part, "argmax")
+        kind = "argmax"
+    return _compute(part, a, b, kind, pair)
+
+
+def level_set(part: Any, output: int = 0, value: float = 0.0) -> DecisionBoundary:
+    """The level set ``f_output(u) = value`` of one output of the network on the slice.
+
+    For an implicit neural representation or a neural SDF (``value=0``: the zero level set).
+    Computed as the border of ``{f_output > value}``, so where the output equals ``value`` on a
+    whole region only that region's border with ``{f > value}`` is returned (never a 2-D set).
+
+    Parameters
+    ----------
+    part : Partition
+        A partition computed with the network's outputs.
+    output : int
+        Index of the output (flattened) in ``[0, num_outputs)``.
+    value : float
+        The level.
+
+    Returns
+    -------
+    DecisionBoundary
+        With ``kind == "level_set"`` and ``classes`` ``(0, 1)``: ``0`` is the side ``f <= value``
+        (on the left of every segment), ``1`` the side ``f > value``.
+
+    Examples
+    --------
+    >>> import torch, splinecam as sc
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+    >>> with torch.no_grad():  # f(x, y) = |x| + |y|, so f = 1 is a diamond
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, -1]]))
+    ...     _ = net[0].bias.zero_(); _ = net[2].weight.fill_(1.0); _ = net[2].bias.zero_()
+    >>> ls = sc.partition(net, sc.Slice.box(xlim=(-2, 2), ylim=(-2, 2))).level_set(0, value=1.0)
+    >>> round(ls.length, 9), bool(ls.closed[0])
+    (5.656854249, True)
+    """
+    c_num = _check_outputs(part, "level set")
+    output = _as_int(output, "output")
+    if not 0 <= output < c_num:
+        raise BoundaryError(f"output must be an output index in [0, {c_num}), got {output}")
+    value = _as_finite(value, "value")
+    a, b = _pseudo_logits(part, "level", output, value)
+    return _compute(part, a, b, "level_set", None)
+
+
+def _compute(part: Any, a: np.ndarray, b: np.ndarray, kind: str, pair: tuple[int, int] | None) -> DecisionBoundary:
+    cells = _argmax_cells(part, a, b)
+    seg, reg, cls, edge = _boundary_segments(part, a, b, cells)
+    if pair is not None:
+        sel = (cls[:, 0] == pair[0]) & (cls[:, 1] == pair[1])
+        seg, reg, cls, edge = seg[sel], reg[sel], cls[sel], edge[sel]
+    return _assemble(seg, reg, cls, edge, part, kind)
+
+
+def _cells_for_part(part: Any, threshold: float = 0.0) -> _Cells:
+    """Argmax cells with the decision-boundary convention (used by :mod:`splinecam.graph`)."""
+    c_num = _check_outputs(part, "decision regions")
+    if c_num == 1:
+        a, b = _pseudo_logits(part, "level", 0, threshold)
+    else:
+        a, b = _pseudo_logits(part, "argmax")
+    return _argmax_cells(part, a, b)
