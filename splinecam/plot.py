@@ -273,8 +273,8 @@ def plot_partition(part: Any, ax: Any = None, *args: Any, **kwargs: Any) -> Plot
         an array of ``(R,)`` values / ``(R, 3|4)`` colours. See :func:`region_colors`.
     boundary : bool, default True
         Overlay the decision boundary (``part.decision_boundary(classes)``) as one LineCollection.
-    classes : optional
-        Passed to :meth:`Partition.decision_boundary`.
+    classes, threshold : optional
+        Passed to :meth:`Partition.decision_boundary` (a pair of classes; one output's threshold).
     edges_by_layer : bool, default False
         Draw the region borders as one LineCollection coloured by the layer that made them
         (instead of the polygons' outlines).
@@ -343,6 +343,7 @@ def _plot_partition(
     boundary: bool = True,
     *,
     classes: Any = None,
+    threshold: float = 0.0,
     edges_by_layer: bool = False,
     max_layer: int | None = None,
     edgecolor: Any = None,
@@ -368,6 +369,7 @@ def _plot_partition(
     ax = _get_ax(ax)
     art = PlotArtists(ax=ax)
     values, kind = region_colors(part, color_by, seed=seed, color_range=color_range, max_layer=max_layer)
+    mode = color_by if isinstance(color_by, str) else "array"
     verts, _ = part.padded_polygons()
     separate_edges = edges_by_layer or max_layer is not None
     lw = 0.3 if linewidth is None else float(linewidth)
@@ -382,26 +384,30 @@ def _plot_partition(
     )
     label = None
     if kind == "continuous":
-        if color_by == "area":
+        if mode == "area":
             pos = values[values > 0]
             lo = vmin if vmin is not None else (float(pos.min()) if len(pos) else 1e-12)
             hi = vmax if vmax is not None else (float(pos.max()) if len(pos) else 1.0)
             norm: Any = mpl.colors.LogNorm(vmin=lo, vmax=max(hi, lo * (1 + 1e-12)))
             values = np.maximum(values, lo)
             label = "region area"
-        elif color_by == "layer":
-            nl = max(len(part.layer_names), 1)
-            bounds = np.arange(-1.5, nl, 1.0)
+        elif mode == "layer":
+            lo_l = -1 if len(values) and values.min() < 0 else 0
+            hi_l = max(len(part.layer_names), 1) - 1
+            bounds = np.arange(lo_l - 0.5, hi_l + 1.0, 1.0)
             norm = mpl.colors.BoundaryNorm(bounds, ncolors=len(bounds) - 1)
-            cmap = cmap or mpl.colors.ListedColormap(
-                np.concatenate([[[0.85, 0.85, 0.85, 1.0]], _palette(nl)], 0)
-            )
-            label = "layer that made the region (-1: none)"
+            pastel = _rgba(np.asarray(mpl.colormaps["Pastel1"].colors))
+            fills = pastel[np.arange(hi_l + 1) % len(pastel)]
+            if lo_l < 0:
+                fills = np.concatenate([[[0.85, 0.85, 0.85, 1.0]], fills], 0)
+            cmap = cmap or mpl.colors.ListedColormap(fills)
+            layer_ticks = np.arange(lo_l, hi_l + 1)
+            label = "layer that made the region" + (" (-1: none)" if lo_l < 0 else "")
         else:
             norm = mpl.colors.Normalize(vmin=vmin, vmax=vmax)
             if len(values):
                 norm.autoscale_None(values)
-            label = "slope norm $\\|A_r\\|_F$" if color_by == "slope" else None
+            label = "slope norm $\\|A_r\\|_F$" if mode == "slope" else None
         pc.set_array(values)
         pc.set_cmap(cmap or "viridis")
         pc.set_norm(norm)
@@ -415,9 +421,8 @@ def _plot_partition(
         cb = ax.figure.colorbar(pc, ax=ax)
         if label:
             cb.set_label(label)
-        if color_by == "layer":
-            nl = max(len(part.layer_names), 1)
-            cb.set_ticks(np.arange(-1, nl))
+        if mode == "layer":
+            cb.set_ticks(layer_ticks)
         art.colorbar = cb
 
     if separate_edges:
@@ -438,7 +443,7 @@ def _plot_partition(
         art.edges = lc
 
     if boundary:
-        db = part.decision_boundary(classes=classes)
+        db = part.decision_boundary(classes=classes, threshold=threshold)
         segs = _boundary_segments(db)
         bl = LineCollection(segs, colors=boundary_color, linewidths=boundary_width, zorder=3)
         ax.add_collection(bl)
@@ -449,8 +454,8 @@ def _plot_partition(
             x, y = data
         else:
             x, y = data, None
-        u = part.slice.to_slice(_to_numpy(x))
-        if y is None:
+        u = part.slice.to_slice(_to_numpy(x)) if len(x) else np.zeros((0, 2))
+        if y is None or len(u) == 0:
             art.data = ax.scatter(u[:, 0], u[:, 1], s=data_size, c="k", zorder=4)
         else:
             lab = _to_numpy(y).reshape(-1)

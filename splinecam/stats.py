@@ -103,53 +103,29 @@ def region_centralities(part: Any, center: Any = None) -> np.ndarray:
 def regions_touching_boundary(part: Any, db: Any = None, classes: Any = None) -> np.ndarray:
     """Boolean mask ``(R,)`` of the regions that touch the decision boundary.
 
-    A region touches it when it contains a boundary segment (the region of each segment's midpoint,
-    or the boundary object's own per-segment regions when it provides them), or when one of its
-    edges lies on the boundary (both regions of such an edge count).
+    A region touches it when it contains a boundary segment (``db.regions``; without it, the region
+    of each segment's midpoint), or when a boundary segment lies on one of its edges (``db.edges``:
+    both regions of such an edge count).
     """
     r = part.num_regions
     mask = np.zeros(r, dtype=bool)
     if db is None:
         db = part.decision_boundary(classes=classes)
     seg = np.asarray(getattr(db, "segments", np.zeros((0, 2, 2))), dtype=np.float64).reshape(-1, 2, 2)
-    if len(seg) == 0:
+    s = len(seg)
+    if s == 0:
         return mask
     sreg = getattr(db, "regions", None)
-    if sreg is None:
-        sreg = getattr(db, "segment_regions", None)
-    if sreg is not None and len(np.asarray(sreg)) == len(seg):
-        sreg = np.asarray(sreg, dtype=np.int64).reshape(len(seg), -1)
+    if sreg is not None and len(np.asarray(sreg)) == s:
+        sreg = np.asarray(sreg, dtype=np.int64)
     else:
-        sreg = part.locate(seg.mean(1))[:, None]
-    sreg = sreg[sreg >= 0]
-    mask[sreg] = True
-    # segments lying on an edge of the partition: match their endpoints to the edge's vertices
-    v = np.asarray(part.vertices, dtype=np.float64)
-    e = np.asarray(part.edges, dtype=np.int64)
-    if len(e):
-        scale = float(np.abs(np.asarray(part.slice.domain)).max()) or 1.0
-        tol = 1e-9 * scale
-        a, b = v[e[:, 0]], v[e[:, 1]]
-        d = b - a
-        ln2 = np.maximum((d * d).sum(1), 1e-300)
-        mid = seg.mean(1)
-        hits: list[np.ndarray] = []
-        step = max(1, (1 << 22) // max(len(e), 1))
-        for s in range(0, len(seg), step):
-            sg = seg[s : s + step]
-            m = mid[s : s + step]
-            # distance of both endpoints and the midpoint to the edge's line, and the midpoint within it
-            def dist(pt: np.ndarray) -> np.ndarray:
-                w = pt[:, None, :] - a[None]
-                return np.abs(w[..., 0] * d[None, :, 1] - w[..., 1] * d[None, :, 0]) / np.sqrt(ln2)[None]
-
-            t = ((m[:, None, :] - a[None]) * d[None]).sum(-1) / ln2[None]
-            on = (dist(sg[:, 0]) <= tol) & (dist(sg[:, 1]) <= tol) & (t > 0) & (t < 1)
-            hits.append(np.nonzero(on.any(0))[0])
-        if hits:
-            eid = np.unique(np.concatenate(hits))
-            er = np.asarray(part.edge_regions)[eid].ravel()
-            mask[er[er >= 0]] = True
+        sreg = part.locate(seg.mean(1))
+    mask[sreg[sreg >= 0]] = True
+    sedge = getattr(db, "edges", None)
+    if sedge is not None and len(np.asarray(sedge)) == s:
+        sedge = np.asarray(sedge, dtype=np.int64)
+        er = np.asarray(part.edge_regions)[sedge[sedge >= 0]].ravel()
+        mask[er[er >= 0]] = True
     return mask
 
 
@@ -273,12 +249,18 @@ def density(part: Any, point: Any, radius: float) -> Any:
         raise ValueError(f"radius must be a positive finite number, got {radius}")
     pt = point.detach().cpu().numpy() if hasattr(point, "detach") else point
     pt = np.asarray(pt, dtype=np.float64)
-    dim = int(getattr(part.slice, "dim", 2))
-    single = pt.ndim == 1 or pt.shape == tuple(getattr(part.slice, "input_shape", ()))
-    if dim != 2 and pt.size % dim == 0 and pt.size % 2 != 0 or (dim != 2 and pt.shape[-1:] != (2,)):
-        pts = part.slice.to_slice(pt.reshape(-1, dim))
-    else:
+    ishape = tuple(getattr(part.slice, "input_shape", (2,)))
+    in_input_space = ishape != (2,) and (pt.shape == ishape or pt.shape[1:] == ishape)
+    single = pt.ndim == 1 or pt.shape == ishape
+    if in_input_space:
+        pts = part.slice.to_slice(pt.reshape(-1, *ishape))
+    elif pt.shape[-1:] == (2,):
         pts = pt.reshape(-1, 2)
+    else:
+        raise ValueError(
+            f"point must have shape (2,) or (N, 2) in slice coordinates, or the input shape {ishape}; "
+            f"got {pt.shape}"
+        )
     p, reg, ptr = _csr(part)
     nxt = np.arange(len(p)) + 1
     nxt[ptr[1:] - 1] = ptr[:-1]

@@ -1,0 +1,309 @@
+"""The original SplineCam toolbox's API (utils, wrappers, compute, plot) on the new engine."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import copy  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import splinecam as sc  # noqa: E402
+import splinecam.compute  # noqa: E402, F401
+import splinecam.plot  # noqa: E402, F401
+import splinecam.utils  # noqa: E402, F401
+import splinecam.wrappers  # noqa: E402, F401
+from splinecam.errors import NotPiecewiseLinearError, SliceError, UnsupportedModelError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _closed(p: np.ndarray) -> np.ndarray:
+    return np.vstack([p, p[:1]])
+
+
+# ----------------------------------------------------------------------------- utils: slices
+def test_one_anchor_square_like_the_original():
+    anchor = torch.randn(1, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    dom = sc.utils.get_square_slice_from_one_anchor(anchor, pad_dist=2, seed=0)
+    assert isinstance(dom, torch.Tensor) and dom.shape == (5, 10) and dom.dtype == torch.float64
+    assert torch.equal(dom[0], dom[-1])  # closed
+    # vertices pad_dist from the anchor, centred on it, a square (equal sides, right angles)
+    np.testing.assert_allclose(torch.linalg.norm(dom[:4] - anchor, dim=1).numpy(), 2.0)
+    np.testing.assert_allclose(dom[:4].mean(0).numpy(), anchor[0].numpy(), atol=1e-12)
+    sides = (dom[1:] - dom[:-1]).numpy()
+    np.testing.assert_allclose(np.linalg.norm(sides, axis=1), 2 * np.sqrt(2))
+    np.testing.assert_allclose(sides[0] @ sides[1], 0, atol=1e-12)
+    # seeded: reproducible; numpy in -> numpy out
+    dom2 = sc.utils.get_square_slice_from_one_anchor(anchor.numpy(), pad_dist=2, seed=0)
+    assert isinstance(dom2, np.ndarray)
+    np.testing.assert_allclose(dom2, dom.numpy())
+    # (D,) is read as one anchor; float32 stays float32
+    d32 = sc.utils.get_square_slice_from_one_anchor(torch.zeros(4), pad_dist=1, seed=1)
+    assert d32.shape == (5, 4) and d32.dtype == torch.float32
+    with pytest.raises(SliceError, match="one anchor"):
+        sc.utils.get_square_slice_from_one_anchor(torch.zeros(2, 4), pad_dist=1)
+    with pytest.raises(SliceError, match="pad_dist"):
+        sc.utils.get_square_slice_from_one_anchor(torch.zeros(1, 4), pad_dist=0)
+
+
+def test_proj_mat_conventions():
+    anchor = np.random.default_rng(0).standard_normal((1, 7))
+    dom = sc.utils.get_square_slice_from_one_anchor(anchor, pad_dist=1.5, seed=3)
+    T = sc.utils.get_proj_mat(dom)
+    assert T.shape == (7, 3)
+    v = T[:, :2]
+    np.testing.assert_allclose(v.T @ v, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(T[:, 2], anchor[0], atol=1e-12)
+    # the original's formulas for v1, v2 (normalized edge vectors) agree on its square domains
+    v1 = dom[1] - dom[0]
+    v2 = dom[-2] - dom[0]
+    np.testing.assert_allclose(v[:, 0], v1 / np.linalg.norm(v1), atol=1e-12)
+    np.testing.assert_allclose(v[:, 1], v2 / np.linalg.norm(v2), atol=1e-12)
+    # x = T @ [u, 1]; the domain is the square [-h, h]^2 with h = pad / sqrt(2)
+    u = (v.T @ (dom - T[:, 2]).T).T
+    h = 1.5 / np.sqrt(2)
+    np.testing.assert_allclose(np.abs(u), h, atol=1e-12)
+    np.testing.assert_allclose((T @ np.c_[u, np.ones(5)].T).T, dom, atol=1e-12)
+    # torch in -> torch out; open polygons and 3 points work; non-orthogonal edges are orthogonalized
+    Tt = sc.utils.get_proj_mat(torch.as_tensor(dom))
+    assert isinstance(Tt, torch.Tensor) and Tt.shape == (7, 3)
+    T3 = sc.utils.get_proj_mat(np.array([[0.0, 0, 0], [2, 0, 0], [1, 1, 0]]))
+    np.testing.assert_allclose(T3[:, :2], [[1, 0], [0, 1], [0, 0]], atol=1e-12)
+    with pytest.raises(SliceError, match="collinear"):
+        sc.utils.get_proj_mat(np.array([[0.0, 0], [1, 1], [2, 2]]))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_two_and_three_anchor_squares(n):
+    a = np.random.default_rng(n).standard_normal((n, 6))
+    fn = sc.utils.get_square_slice_from_two_anchors if n == 2 else sc.utils.get_square_slice_from_centroid
+    dom = fn(a, pad_dist=0.5)
+    assert dom.shape == (5, 6) and np.array_equal(dom[0], dom[-1])
+    T = sc.utils.get_proj_mat(dom)
+    u = (T[:, :2].T @ (a - T[:, 2]).T).T
+    # the anchors lie in the plane, inside the square with a margin pad_dist
+    np.testing.assert_allclose((T[:, :2] @ u.T).T + T[:, 2], a, atol=1e-10)
+    half = np.abs(T[:, :2].T @ (dom - T[:, 2]).T).max()
+    assert np.abs(u).max() == pytest.approx(half - 0.5)
+    np.testing.assert_allclose(T[:, 2], a.mean(0), atol=1e-12)
+
+
+def test_slice_from_proj():
+    dom = sc.utils.get_square_slice_from_one_anchor(np.zeros((1, 12)), pad_dist=1.0, seed=0)
+    T = sc.utils.get_proj_mat(dom)
+    sl = sc.utils.slice_from_proj(dom, T, input_shape=(3, 2, 2))
+    assert sl.input_shape == (3, 2, 2) and sl.domain.shape == (4, 2)
+    np.testing.assert_allclose(sl.to_input(sl.domain).reshape(4, -1), dom[:4], atol=1e-12)
+    with pytest.raises(SliceError, match="input_shape"):
+        sc.utils.slice_from_proj(dom, T, input_shape=(5,))
+    with pytest.raises(SliceError, match=r"\(D, 3\)"):
+        sc.utils.slice_from_proj(dom, np.zeros((12, 4)))
+
+
+# ----------------------------------------------------------------------------- utils: statistics
+def _original_region_statistics(polys: list[torch.Tensor]) -> dict[str, float]:
+    """The original toolbox's formulas (closed polygons), for comparison."""
+
+    def area(p):
+        p = p[:-1]
+        x, y = p[:, 0], p[:, 1]
+        return 0.5 * torch.abs(torch.sum(x * torch.roll(y, -1)) - torch.sum(y * torch.roll(x, -1)))
+
+    def ecc(p):
+        d = torch.pdist(p[:-1])
+        return d.max() / (d.min() + 1e-10)
+
+    verts = torch.vstack([p[:-1] for p in polys])
+    dist = torch.linalg.norm(verts - verts.mean(0), dim=-1)
+    vols = torch.stack([area(p) for p in polys])
+    eccs = torch.stack([ecc(p) for p in polys])
+    return {
+        "vol_m": vols.mean().item(), "vol_std": vols.std().item(),
+        "nverts": torch.vstack(polys).shape[0] - len(polys), "nregions": len(polys),
+        "ecc_m": eccs.mean().item(), "ecc_std": eccs.std().item(),
+        "centr_m": dist.mean().item(), "centr_std": dist.std().item(),
+        "avg_verts": float(np.mean([len(p) - 1 for p in polys])),
+    }
+
+
+def test_region_statistics_match_the_original():
+    net = nn.Sequential(nn.Linear(2, 10), nn.ReLU(), nn.Linear(10, 1)).eval()
+    part = sc.partition(net, sc.Slice.box((-1, 1), (-1, 1)))
+    polys = [torch.from_numpy(_closed(p)) for p in part.polygons()]
+    got = sc.utils.get_region_statistics(polys)
+    want = _original_region_statistics(polys)
+    assert set(got) == set(want)
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-9), k
+    # open polygons give the same numbers
+    got_open = sc.utils.get_region_statistics(part.polygons())
+    for k in want:
+        assert got_open[k] == pytest.approx(got[k], rel=1e-12), k
+
+
+def test_region_area_and_eccentricity():
+    sq = [[0, 0], [2, 0], [2, 1], [0, 1], [0, 0]]
+    assert sc.utils.region_area_2d(sq) == 2.0
+    assert sc.utils.region_area_2d(np.array(sq)[:-1]) == 2.0
+    t = sc.utils.region_area_2d(torch.tensor(sq, dtype=torch.float64))
+    assert isinstance(t, torch.Tensor) and t.item() == 2.0
+    assert sc.utils.region_eccentricity_2d(sq) == pytest.approx(np.sqrt(5) / 1)
+    assert sc.utils.region_eccentricity_2d(torch.tensor(sq, dtype=torch.float64)).item() == pytest.approx(np.sqrt(5))
+    poly = sc.utils.create_polytope_2d(scale=1, seed=10)
+    assert np.array_equal(poly[0], poly[-1]) and sc.utils.region_area_2d(poly) > 0
+    sl = sc.Slice(origin=np.zeros(2), basis=np.eye(2), domain=poly[:-1])  # convex, in order
+    assert sl.domain.shape == (len(poly) - 1, 2)
+
+
+# ----------------------------------------------------------------------------- wrappers
+def test_model_wrapper_verify_and_errors():
+    net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)).eval()
+    before = copy.deepcopy(net.state_dict())
+    T = sc.utils.get_proj_mat(sc.utils.get_square_slice_from_one_anchor(torch.zeros(1, 6), 1.0, seed=0))
+    nn_w = sc.wrappers.model_wrapper(net, input_shape=(6,), T=T, dtype=torch.float64)
+    assert nn_w.verify() is True and nn_w.program is not None
+    assert nn_w.model is net and nn_w.T.shape == (6, 3) and nn_w.input_shape == (6,)
+    assert sc.wrappers.model_wrapper(net, T=T).input_shape == (6,)
+    # the user's model is untouched
+    assert not net.training and next(net.parameters()).dtype == torch.float32
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k])
+    # forward at slice coordinates == model at T @ [u, 1]
+    u = torch.tensor([[0.1, -0.3], [0.5, 0.2]], dtype=torch.float64)
+    T64 = T.double()
+    x = (T64[:, :2] @ u.T).T + T64[:, 2]
+    np.testing.assert_allclose(nn_w(u).numpy(), copy.deepcopy(net).double()(x).detach().numpy(), rtol=1e-12)
+    # legacy keywords accepted, unknown ones refused
+    sc.wrappers.model_wrapper(net, T=T, is_classifier=True, as_sequential=True)
+    with pytest.raises(TypeError, match="unexpected"):
+        sc.wrappers.model_wrapper(net, T=T, bogus=1)
+    # training mode, non-PWL modules, shape mismatches
+    with pytest.raises(UnsupportedModelError, match="training"):
+        sc.wrappers.model_wrapper(nn.Sequential(nn.Linear(6, 2)), T=T)
+    gelu = nn.Sequential(nn.Linear(6, 4), nn.GELU(), nn.Linear(4, 1)).eval()
+    with pytest.raises(NotPiecewiseLinearError, match="GELU"):
+        sc.wrappers.model_wrapper(gelu, T=T).verify()
+    with pytest.raises(SliceError, match="input_shape"):
+        sc.wrappers.model_wrapper(net, input_shape=(3, 3), T=T)
+    with pytest.raises(SliceError, match=r"\(D, 3\)"):
+        sc.wrappers.model_wrapper(net, T=torch.zeros(6, 5))
+    with pytest.raises(UnsupportedModelError, match="does not accept"):
+        sc.wrappers.model_wrapper(nn.Sequential(nn.Linear(7, 2)).eval(), T=T).verify()
+
+
+# ----------------------------------------------------------------------------- compute
+def test_get_partitions_with_db_matches_partition():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    anchors = torch.randn(3, 8, dtype=torch.float64)
+    dom = sc.utils.get_square_slice_from_centroid(anchors, pad_dist=1.0)
+    T = sc.utils.get_proj_mat(dom)
+    NN = sc.wrappers.model_wrapper(net, input_shape=(8,), T=T)
+    regions, db, abw = sc.compute.get_partitions_with_db(dom, T, NN, batch_size=128, fwd_batch_size=1024)
+    part = NN.last_partition
+    assert isinstance(part, sc.Partition) and len(regions) == part.num_regions > 10
+    assert all(isinstance(r, torch.Tensor) and r.dtype == torch.float64 for r in regions)
+    assert all(torch.equal(r[0], r[-1]) for r in regions)
+    assert sum(sc.utils.region_area_2d(r).item() for r in regions) == pytest.approx(
+        sc.utils.region_area_2d(part.slice.domain), rel=1e-9
+    )
+    assert abw.shape == (part.num_regions, 3, 3)
+    assert db.ndim == 3 and db.shape[1:] == (2, 2) and len(db) == len(part.decision_boundary().segments)
+    # Abw[r] @ [u, 1] is the model's output at x = T @ [u, 1] for u inside region r
+    c = torch.from_numpy(part.centroids())
+    x = (T[:, :2] @ c.T).T + T[:, 2]
+    with torch.no_grad():
+        y = copy.deepcopy(net).double()(x)
+    pred = torch.einsum("roi,ri->ro", abw, torch.cat([c, torch.ones(len(c), 1, dtype=c.dtype)], 1))
+    np.testing.assert_allclose(pred.numpy(), y.numpy(), rtol=1e-9, atol=1e-9)
+    # a bare module and unknown keywords
+    regions2, _, _ = sc.compute.get_partitions_with_db(dom, T, net)
+    assert len(regions2) == len(regions)
+    with pytest.raises(TypeError, match="unexpected"):
+        sc.compute.get_partitions_with_db(dom, T, NN, nonsense=1)
+
+
+# ----------------------------------------------------------------------------- the original's example scripts
+def test_visualize_mlp_random_example(tmp_path):
+    """examples/visualize_mlp_random.py of the original toolbox, verbatim in spirit (one anchor)."""
+    torch.manual_seed(0)
+    in_shape, out_shape, width, depth = 10, 1, 20, 10
+    act = torch.nn.LeakyReLU(0.03)  # one module object reused by every layer, as in the original
+    layers = [torch.nn.Linear(in_shape, width), act]
+    for _ in range(depth - 1):
+        layers += [torch.nn.Linear(width, width), torch.nn.BatchNorm1d(width), act]
+    layers.append(torch.nn.Linear(width, out_shape))
+    model = torch.nn.Sequential(*layers)
+    model.eval()
+    model.type(torch.float64)
+
+    domain = sc.utils.get_square_slice_from_one_anchor(torch.randn(1, in_shape), pad_dist=2, seed=None)
+    T = sc.utils.get_proj_mat(domain)
+    NN = sc.wrappers.model_wrapper(model, input_shape=(in_shape,), T=T, dtype=torch.float64)
+    assert NN.verify()
+    out_cyc, endpoints, Abw = sc.compute.get_partitions_with_db(domain, T, NN)
+    minval, _ = torch.vstack(out_cyc).min(0)
+    maxval, _ = torch.vstack(out_cyc).max(0)
+    art = sc.plot.plot_partition(
+        out_cyc, xlims=[minval[0], maxval[0]], alpha=0.3, edgecolor="#a70000", color_range=[0.3, 0.8],
+        colors=["#469597", "#5BA199", "#BBC6C8", "#E5E3E4", "#DDBEAA"], ylims=[minval[1], maxval[1]],
+        linewidth=0.5,
+    )
+    plt.savefig(tmp_path / "mlp_visualize.png", transparent=True, bbox_inches=0, pad_inches=0)
+    assert (tmp_path / "mlp_visualize.png").stat().st_size > 0
+    part = NN.last_partition
+    assert len(out_cyc) == part.num_regions == len(art.regions.get_paths()) > 1
+    assert Abw.shape == (part.num_regions, 1, 3) and endpoints.shape[1:] == (2, 2)
+    assert len(part.layer_names) == depth  # a module object reused by every layer is traced each time
+    assert part.verify(model).ok
+
+
+def test_visualize_cnn_random_example(tmp_path):
+    """examples/visualize_cnn_random.py of the original toolbox (one anchor, 3x32x32 input)."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 5, stride=2, padding=2, bias=False),
+        torch.nn.BatchNorm2d(6),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 16, 5, stride=2, padding=2, bias=False),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * 8 * 8, 120),
+        torch.nn.Linear(120, 84),
+        torch.nn.Linear(84, 10),
+    )
+    model.eval()
+    model.type(torch.float64)
+    domain = sc.utils.get_square_slice_from_one_anchor(torch.randn(1, 3 * 32 * 32), pad_dist=1, seed=None)
+    T = sc.utils.get_proj_mat(domain)
+    NN = sc.wrappers.model_wrapper(model, input_shape=(3, 32, 32), T=T, dtype=torch.float64)
+    assert NN.verify()
+    out_cyc, endpoints, Abw = sc.compute.get_partitions_with_db(domain, T, NN)
+    minval, _ = torch.vstack(out_cyc).min(0)
+    maxval, _ = torch.vstack(out_cyc).max(0)
+    art = sc.plot.plot_partition(
+        out_cyc, xlims=[minval[0], maxval[0]], alpha=0.3, edgecolor="#a70000", color_range=[0.3, 0.8],
+        colors=["#469597", "#5BA199", "#BBC6C8", "#E5E3E4", "#DDBEAA"], ylims=[minval[1], maxval[1]],
+        linewidth=0.5,
+    )
+    plt.savefig(tmp_path / "cnn_visualize.png", transparent=True, bbox_inches=0, pad_inches=0)
+    part = NN.last_partition
+    assert part.slice.input_shape == (3, 32, 32)
+    assert len(out_cyc) == part.num_regions == len(art.regions.get_paths()) > 1
+    assert Abw.shape == (part.num_regions, 10, 3) and endpoints.shape[1:] == (2, 2)
+    assert part.verify(model).ok
+    # the new API on the same partition
+    stats = sc.utils.get_region_statistics(out_cyc)
+    assert stats["nregions"] == part.num_regions
+    assert part.statistics()["num_regions"] == part.num_regions

@@ -1,0 +1,348 @@
+"""Plots: artists and their data (no image baselines)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import time  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
+from torch import nn  # noqa: E402
+
+import splinecam as sc  # noqa: E402
+import splinecam.plot as scp  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- helpers
+def _mlp(seed: int, widths: tuple[int, ...] = (2, 12, 12, 3)) -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(widths) - 2:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers).eval()
+
+
+def grid_partition(nx: int, ny: int, h: float = 1.0, out: int = 1, seed: int = 0) -> sc.Partition:
+    """A synthetic partition: an ``nx x ny`` grid of ``h``-squares from the origin.
+
+    Horizontal cuts are layer 0 ("rows"), vertical cuts layer 1 ("cols"); random affine maps.
+    """
+    r = nx * ny
+
+    def vid(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return j * (nx + 1) + i
+
+    def cell(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return j * nx + i
+
+    gx, gy = np.meshgrid(h * np.arange(nx + 1), h * np.arange(ny + 1))
+    vertices = np.stack([gx.ravel(), gy.ravel()], 1)
+    ci, cj = (a.ravel() for a in np.meshgrid(np.arange(nx), np.arange(ny)))
+    rv = np.stack([vid(ci, cj), vid(ci + 1, cj), vid(ci + 1, cj + 1), vid(ci, cj + 1)], 1).ravel()
+    hi, hj = (a.ravel() for a in np.meshgrid(np.arange(nx), np.arange(ny + 1)))
+    h_e = np.stack([vid(hi, hj), vid(hi + 1, hj)], 1)
+    h_r = np.stack([np.where(hj < ny, cell(hi, hj), -1), np.where(hj > 0, cell(hi, hj - 1), -1)], 1)
+    h_l = np.where((hj == 0) | (hj == ny), -1, 0)
+    vi, vj = (a.ravel() for a in np.meshgrid(np.arange(nx + 1), np.arange(ny)))
+    v_e = np.stack([vid(vi, vj), vid(vi, vj + 1)], 1)
+    v_r = np.stack([np.where(vi > 0, cell(vi - 1, vj), -1), np.where(vi < nx, cell(vi, vj), -1)], 1)
+    v_l = np.where((vi == 0) | (vi == nx), -1, 1)
+    edges = np.concatenate([h_e, v_e])
+    er = np.concatenate([h_r, v_r])
+    flip = er[:, 0] < 0
+    edges[flip] = edges[flip][:, ::-1]
+    er[flip] = er[flip][:, ::-1]
+    el = np.concatenate([h_l, v_l])
+    eu = np.where(el < 0, -1, np.concatenate([hj - 1, vi - 1]))
+    rng = np.random.default_rng(seed)
+    codes = [
+        (cj[:, None] > np.arange(ny - 1)[None]).astype(np.int8),
+        (ci[:, None] > np.arange(nx - 1)[None]).astype(np.int8),
+    ]
+    return sc.Partition(
+        slice=sc.Slice.box((0, nx * h), (0, ny * h)),
+        vertices=vertices,
+        region_ptr=np.arange(r + 1) * 4,
+        region_vertices=rv,
+        edges=edges,
+        edge_regions=er,
+        edge_layer=el,
+        edge_unit=eu,
+        output_affine=(rng.standard_normal((r, out, 2)), rng.standard_normal((r, out))),
+        codes=codes,
+        layer_names=["rows", "cols"],
+    )
+
+
+@pytest.fixture(scope="module")
+def part() -> sc.Partition:
+    return sc.partition(_mlp(0), sc.Slice.box((-2, 2), (-2, 2)))
+
+
+@pytest.fixture(scope="module")
+def part1() -> sc.Partition:
+    """One output (binary classifier)."""
+    return sc.partition(_mlp(1, (2, 10, 10, 1)), sc.Slice.box((-2, 2), (-2, 2)))
+
+
+@pytest.fixture
+def ax():
+    fig, ax = plt.subplots()
+    yield ax
+    plt.close(fig)
+
+
+@pytest.fixture(autouse=True)
+def _no_show(monkeypatch):
+    def boom(*a, **k):  # pragma: no cover - only runs on a bug
+        raise AssertionError("plt.show() must never be called")
+
+    monkeypatch.setattr(plt, "show", boom)
+    yield
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------- colourings
+@pytest.mark.parametrize("color_by", ["slope", "area", "layer"])
+def test_continuous_colourings(part, ax, color_by):
+    art = scp.plot_partition(part, ax=ax, color_by=color_by, boundary=False)
+    pc = art.regions
+    assert isinstance(pc, PolyCollection)
+    assert len(pc.get_paths()) == part.num_regions
+    assert len(pc.get_array()) == part.num_regions
+    assert art.colorbar is not None
+    assert art["regions"] is pc and art.boundary is None and art.edges is None
+    if color_by == "slope":
+        expect = np.linalg.norm(part.output_affine[0].reshape(part.num_regions, -1), axis=1)
+        np.testing.assert_allclose(pc.get_array(), expect)
+    if color_by == "layer":
+        np.testing.assert_array_equal(pc.get_array(), scp.region_layers(part))
+
+
+@pytest.mark.parametrize("color_by", ["class", "random"])
+def test_discrete_colourings(part, ax, color_by):
+    art = scp.plot_partition(part, ax=ax, color_by=color_by, boundary=False)
+    fc = art.regions.get_facecolor()
+    assert fc.shape == (part.num_regions, 4)
+    assert art.colorbar is None
+    if color_by == "class":
+        a, b = part.output_affine
+        cls = np.argmax(np.einsum("roi,ri->ro", a, part.centroids()) + b, 1)
+        # same class <=> same colour
+        _, inv = np.unique(fc, axis=0, return_inverse=True)
+        assert len(np.unique(inv)) == len(np.unique(cls))
+        for c in np.unique(cls):
+            assert len(np.unique(inv.reshape(-1)[cls == c])) == 1
+
+
+def test_class_colouring_one_output(part1, ax):
+    art = scp.plot_partition(part1, ax=ax, color_by="class", boundary=False)
+    a, b = part1.output_affine
+    pos = (np.einsum("ri,ri->r", a[:, 0], part1.centroids()) + b[:, 0]) > 0
+    fc = art.regions.get_facecolor()
+    assert len({tuple(c) for c in fc[pos]}) <= 1 and len({tuple(c) for c in fc[~pos]}) <= 1
+    if pos.any() and (~pos).any():
+        assert not np.allclose(fc[pos][0], fc[~pos][0])
+
+
+def test_random_colours_are_deterministic(part):
+    f1, a1 = plt.subplots()
+    f2, a2 = plt.subplots()
+    c1 = scp.plot_partition(part, ax=a1, color_by="random", boundary=False).regions.get_facecolor()
+    c2 = part.plot(ax=a2, color_by="random", boundary=False).regions.get_facecolor()
+    np.testing.assert_array_equal(c1, c2)
+    assert len(np.unique(c1, axis=0)) > part.num_regions // 2
+    c3 = scp.plot_partition(part, ax=a2, color_by="random", seed=1, boundary=False).regions.get_facecolor()
+    assert not np.array_equal(c1, c3)
+    plt.close(f1)
+    plt.close(f2)
+
+
+def test_color_by_array_and_errors(part, ax):
+    vals = np.arange(part.num_regions, dtype=float)
+    art = scp.plot_partition(part, ax=ax, color_by=vals, boundary=False)
+    np.testing.assert_array_equal(art.regions.get_array(), vals)
+    rgb = np.tile([0.1, 0.2, 0.3], (part.num_regions, 1))
+    art = scp.plot_partition(part, ax=ax, color_by=rgb, boundary=False)
+    np.testing.assert_allclose(art.regions.get_facecolor()[:, :3], rgb)
+    with pytest.raises(ValueError, match="color_by"):
+        scp.plot_partition(part, ax=ax, color_by="nope")
+    with pytest.raises(ValueError, match="shape"):
+        scp.plot_partition(part, ax=ax, color_by=np.zeros(3), boundary=False)
+
+
+def test_region_layers_grid():
+    g = grid_partition(3, 2)
+    lay = scp.region_layers(g)
+    # every cell touches a vertical cut (layer 1) since nx = 3 > 1
+    np.testing.assert_array_equal(lay, np.ones(6))
+    g1 = grid_partition(1, 3)  # only horizontal cuts
+    np.testing.assert_array_equal(scp.region_layers(g1), np.zeros(3))
+    g0 = grid_partition(1, 1)
+    np.testing.assert_array_equal(scp.region_layers(g0), [-1])
+
+
+# ----------------------------------------------------------------------------- edges, boundary, data
+def test_edges_by_layer_and_max_layer(part, ax):
+    el = part.edge_layer
+    art = scp.plot_partition(part, ax=ax, edges_by_layer=True, boundary=False)
+    assert isinstance(art.edges, LineCollection)
+    assert len(art.edges.get_segments()) == int((el >= 0).sum())
+    np.testing.assert_array_equal(art.edges.get_array(), el[el >= 0])
+    art0 = scp.plot_partition(part, ax=ax, color_by="random", max_layer=0, boundary=False)
+    assert len(art0.edges.get_segments()) == int((el == 0).sum())
+    # segments are the partition's edges
+    v = part.vertices
+    seg = np.asarray(art0.edges.get_segments())
+    e = part.edges[el == 0]
+    np.testing.assert_allclose(seg, np.stack([v[e[:, 0]], v[e[:, 1]]], 1))
+    # per-layer view: regions with equal layer-0 codes share a colour
+    fc = art0.regions.get_facecolor()
+    _, grp = np.unique(part.codes[0], axis=0, return_inverse=True)
+    for gi in np.unique(grp)[:10]:
+        assert len(np.unique(fc[grp.reshape(-1) == gi], axis=0)) == 1
+
+
+def test_boundary_overlay(part, part1, ax):
+    for p in (part, part1):
+        art = scp.plot_partition(p, ax=ax)
+        db = p.decision_boundary()
+        assert isinstance(art.boundary, LineCollection)
+        assert len(art.boundary.get_segments()) == len(np.asarray(db.segments))
+        if len(db.segments):
+            np.testing.assert_allclose(np.asarray(art.boundary.get_segments()), np.asarray(db.segments))
+    assert len(part.decision_boundary().segments) > 0 and len(part1.decision_boundary().segments) > 0
+
+
+def test_data_and_anchors(ax):
+    net = _mlp(1, (5, 8, 2))
+    x = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    sl = sc.Slice.from_anchors(x, pad=1.0, seed=0)
+    p = sc.partition(net, sl)
+    X = torch.randn(20, 5, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(20) % 2
+    art = p.plot(ax=ax, data=(X, y))
+    np.testing.assert_allclose(art.data.get_offsets(), sl.to_slice(X.numpy()))
+    assert len(art.data.get_facecolors()) == 20
+    np.testing.assert_allclose(art.anchors.get_offsets(), sl.anchors)
+    art2 = p.plot(ax=ax, data=X.numpy(), anchors=False)
+    assert art2.anchors is None and len(art2.data.get_offsets()) == 20
+
+
+def test_axes_conventions(part):
+    plt.figure()
+    cur = plt.gca()
+    art = scp.plot_partition(part, boundary=False, xlim=None)
+    assert art.ax is cur
+    assert cur.get_aspect() == 1.0
+    dom = part.slice.domain
+    assert cur.get_xlim() == (dom[:, 0].min(), dom[:, 0].max())
+    assert cur.get_ylim() == (dom[:, 1].min(), dom[:, 1].max())
+    assert set(art.keys()) >= {"regions", "edges", "boundary", "colorbar", "data", "anchors"}
+    with pytest.raises(KeyError):
+        art["nope"]
+
+
+def test_partition_plot_delegates_and_png(part, tmp_path):
+    fig, ax = plt.subplots()
+    art = part.plot(ax=ax, color_by="slope", boundary=True, edges_by_layer=True)
+    assert len(art.regions.get_paths()) == part.num_regions
+    path = tmp_path / "part.png"
+    fig.savefig(path, dpi=60)
+    assert path.stat().st_size > 1000
+    img = plt.imread(path)
+    assert img.ndim == 3 and img[..., :3].std() > 0.05
+
+
+# ----------------------------------------------------------------------------- original call shape
+def test_original_call_shape(part):
+    regions = [torch.from_numpy(np.vstack([p, p[:1]])) for p in part.polygons()]  # closed tensors
+    allv = torch.vstack(regions)
+    lo, _ = allv.min(0)
+    hi, _ = allv.max(0)
+    art = scp.plot_partition(
+        regions, xlims=[lo[0], hi[0]], ylims=[lo[1], hi[1]], alpha=0.3, edgecolor="#a70000",
+        color_range=[0.3, 0.8], linewidth=0.5,
+        colors=["#469597", "#5BA199", "#BBC6C8", "#E5E3E4", "#DDBEAA"],
+    )
+    assert len(art.regions.get_paths()) == part.num_regions
+    assert art.ax.get_xlim() == (float(lo[0]), float(hi[0]))
+    assert tuple(art.ax.figure.get_size_inches()) == (10.0, 10.0)
+    # closing vertices are dropped: the paths have the polygon's vertices (+ CLOSEPOLY)
+    assert len(art.regions.get_paths()[0].vertices) == len(regions[0])
+    fig, ax = plt.subplots()
+    art2 = scp.plot_partition(part.polygons(), ax, None, None, "w", 0.3, 1, None, (5, 5), [0.5, 0.9])
+    fc = art2.regions.get_facecolor()[:, :3]
+    assert art2.ax is ax and fc.min() >= 0.5 and fc.max() <= 0.9
+    with pytest.raises(TypeError):
+        scp.plot_partition(3.0)
+
+
+# ----------------------------------------------------------------------------- surface and image
+def test_plot_surface(part):
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d")
+    art = scp.plot_surface(part, output=1, ax=ax)
+    assert len(art.regions.get_facecolor()) == part.num_regions
+    poly, _ = part.padded_polygons()
+    a, b = part.output_affine
+    z = np.einsum("rki,ri->rk", poly, a[:, 1]) + b[:, 1][:, None]
+    lo, hi = ax.get_zlim()
+    assert lo <= z.min() and hi >= z.max() and hi - lo < 1.1 * (z.max() - z.min()) + 1e-6
+    with pytest.raises(ValueError, match="3-D"):
+        scp.plot_surface(part, ax=fig.add_subplot(2, 2, 1))
+    with pytest.raises(ValueError, match="out of range"):
+        scp.plot_surface(part, output=7, ax=ax)
+    plt.figure()
+    art2 = scp.plot_surface(part)  # empty current figure: a 3-D axes is added
+    assert art2.ax.name == "3d"
+
+
+def test_plot_image_matches_affine_maps(part, ax):
+    art = scp.plot_image(part, output=2, ax=ax, resolution=(24, 16), edges=True)
+    img = np.asarray(art.image.get_array())
+    assert img.shape == (16, 24)
+    xs = -2 + (np.arange(24) + 0.5) * 4 / 24
+    ys = -2 + (np.arange(16) + 0.5) * 4 / 16
+    gx, gy = np.meshgrid(xs, ys)
+    u = np.stack([gx.ravel(), gy.ravel()], 1)
+    net = _mlp(0)
+    with torch.no_grad():
+        ref = net.double()(torch.as_tensor(u)).numpy()[:, 2].reshape(16, 24)
+    np.testing.assert_allclose(img, ref, rtol=1e-9, atol=1e-9)
+    assert len(art.edges.get_segments()) == int((part.edge_layer >= 0).sum())
+    rgb = scp.plot_image(part, output=[0, 1, 2], ax=ax, resolution=8)
+    assert np.asarray(rgb.image.get_array()).shape == (8, 8, 4)
+
+
+def test_plot_image_outside_domain_is_masked(ax):
+    net = _mlp(2, (2, 6, 1))
+    tri = sc.Slice(origin=np.zeros(2), basis=np.eye(2), domain=[[0, 0], [1, 0], [0, 1]])
+    p = sc.partition(net, tri)
+    img = scp.plot_image(p, ax=ax, resolution=10).image.get_array()
+    mask = np.ma.getmaskarray(img)
+    assert mask.any() and not mask.all()
+    assert mask[-1, -1] and not mask[0, 0]
+
+
+# ----------------------------------------------------------------------------- scale
+def test_hundred_thousand_regions_plot_fast(tmp_path):
+    g = grid_partition(320, 320, h=0.01)
+    assert g.num_regions == 102_400
+    fig, ax = plt.subplots(figsize=(4, 4))
+    t0 = time.perf_counter()
+    art = g.plot(ax=ax, color_by="slope", boundary=False, edges_by_layer=True)
+    fig.savefig(tmp_path / "big.png", dpi=40)
+    dt = time.perf_counter() - t0
+    assert len(art.regions.get_paths()) == g.num_regions
+    assert len(art.edges.get_segments()) == int((g.edge_layer >= 0).sum())
+    assert dt < 30, f"plotting 100k regions took {dt:.1f} s"
