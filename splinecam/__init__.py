@@ -11,22 +11,47 @@ True
 
 from __future__ import annotations
 
+from . import boundary, compute, datasets, graph, plot, stats, utils, wrappers
+from .boundary import BoundaryError, DecisionBoundary
 from .engine import partition
 from .errors import NotPiecewiseLinearError, SliceError, SplineCamError, UnsupportedModelError
+from .graph import DecisionRegion
+from .plot import plot_image, plot_partition, plot_surface
 from .result import Partition
 from .slice import Slice
+from .stats import density, statistics
 from .verify import VerifyReport
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # core
     "Partition",
     "Slice",
     "partition",
     "VerifyReport",
+    # downstream
+    "DecisionBoundary",
+    "DecisionRegion",
+    "statistics",
+    "density",
+    "plot_partition",
+    "plot_surface",
+    "plot_image",
+    # errors
+    "BoundaryError",
     "SplineCamError",
     "NotPiecewiseLinearError",
     "UnsupportedModelError",
     "SliceError",
     "__version__",
+    # submodules (the original toolbox's names live in utils, wrappers, compute and plot)
+    "boundary",
+    "compute",
+    "datasets",
+    "graph",
+    "plot",
+    "stats",
+    "utils",
+    "wrappers",
 ]
