@@ -108,7 +108,7 @@ def _gather(v: Any, g: torch.Tensor) -> Any:
     """Rows of the regions ``g`` of an affine stack (or of a tuple of stacks)."""
     if isinstance(v, (tuple, list)):
         return type(v)(_gather(t, g) for t in v)
-    return v.reshape(-1, 3, *v.shape[1:])[g].reshape(-1, *v.shape[1:])
+    return torch.index_select(v.reshape(-1, 3 * v[0].numel()), 0, g).reshape(-1, *v.shape[1:])
 
 
 def _collect_refs(a: Any) -> list[_Ref]:
@@ -330,8 +330,7 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
         nreg = len(it.poly)
         pre = x.reshape(nreg, 3, -1)
         ctr = it.poly.centroids()
-        hom = torch.cat([torch.ones_like(ctr[:, :1]), ctr], 1)[:, None, :]
-        val = torch.bmm(hom, pre).squeeze(1)
+        val = torch.addcmul(torch.addcmul(pre[:, 0], ctr[:, :1], pre[:, 1]), ctr[:, 1:], pre[:, 2])
         if bps.numel() == 1:
             on = val > bps[0]
             codes = on.to(torch.int8)

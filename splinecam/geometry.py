@@ -117,21 +117,43 @@ def split_by_lines(
     """Split each polygon ``i`` by its own line ``c[i] + a0[i] x + a1[i] y = 0``.
 
     Returns ``(pieces, src)``: the resulting polygons and the index of the input polygon each piece
-    comes from. A polygon the line does not cross is returned unchanged (one piece); a crossed one
-    gives its part above the line and its part below it. Vertices within ``tol[i]`` of the line
-    are snapped onto it. The new edge along the line gets label ``lid[i]``; new vertices get
-    combinatorial identifiers (:func:`mix_hash`).
+    comes from. The first ``len(poly)`` pieces are the input polygons in order, each replaced by its
+    part above the line when the line crosses it (and unchanged otherwise); the parts below the
+    crossing lines follow. Vertices within ``tol[i]`` of the line are snapped onto it. The new edge
+    along the line gets label ``lid[i]``; new vertices get combinatorial identifiers
+    (:func:`mix_hash`). The input's tensors may be reused and written to.
     """
+    xy = poly.xy
+    p, k, _ = xy.shape
+    dev = xy.device
+    s = c[:, None] + xy[..., 0] * a0[:, None] + xy[..., 1] * a1[:, None]
+    s = torch.where(s.abs() <= tol[:, None], torch.zeros_like(s), s)
+    # padded slots repeat vertex 0, so they never change these any()
+    crossed = (s > 0).any(1) & (s < 0).any(1)
+    ci = crossed.nonzero().squeeze(1)
+    if ci.numel() == 0:
+        return poly, torch.arange(p, device=dev)
+    above, below = _split_crossed(poly.index(ci), s[ci], lid[ci])
+    kk = max(k, above.xy.shape[1], below.xy.shape[1])
+    base = poly.pad_to(kk)
+    above = above.pad_to(kk)
+    base.xy[ci] = above.xy
+    base.hsh[ci] = above.hsh
+    base.lab[ci] = above.lab
+    base.nv[ci] = above.nv
+    out = Polygons.cat([base, below])
+    return out, torch.cat([torch.arange(p, device=dev), ci])
+
+
+def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> tuple[Polygons, Polygons]:
+    """Both parts of polygons crossed by their lines (``s``: snapped line values at the vertices)."""
     xy, hsh, lab, nv = poly.xy, poly.hsh, poly.lab, poly.nv
     p, k, _ = xy.shape
+    s = s[:, :k]
     dev = xy.device
     slots = torch.arange(k, device=dev)
     valid = slots[None] < nv[:, None]
-    s = c[:, None] + xy[..., 0] * a0[:, None] + xy[..., 1] * a1[:, None]
-    s = torch.where(s.abs() <= tol[:, None], torch.zeros_like(s), s)
-    sg = torch.sign(s)  # padded slots repeat vertex 0, so they never change any() below
-    has_pos = (sg > 0).any(1)
-    has_neg = (sg < 0).any(1)
+    sg = torch.sign(s)
     nxt = torch.where(slots[None] + 1 < nv[:, None], slots[None] + 1, torch.zeros_like(slots)[None])
     s_n = torch.gather(s, 1, nxt)
     change = valid & (sg * torch.sign(s_n) < 0)
@@ -151,26 +173,26 @@ def split_by_lines(
             torch.stack([valid & (sg <= 0), change], 2).reshape(p, 2 * k),
         ]
     )
-    exists = torch.cat([has_pos | ~has_neg, has_neg])
-    rows = exists.nonzero().squeeze(1)
-    keep = keep[rows]
     cnt = keep.sum(1)
     kk = int(cnt.max())
     # kept slots first, in cycle order (keys are unique, so no stable sort is needed)
     key = torch.where(keep, 0, 2 * k) + torch.arange(2 * k, device=dev)[None]
     order = torch.sort(key, dim=1).indices[:, :kk]
     sl = torch.arange(kk, device=dev)
-    inside = sl[None] < cnt[:, None]
-    order = torch.where(inside, order, order[:, :1])  # padded slots repeat the first vertex
-    pxy = torch.gather(axy[rows], 1, order[..., None].expand(-1, -1, 2))
-    ph = torch.gather(ah[rows], 1, order)
-    plab = torch.gather(alab[rows], 1, order)
+    order = torch.where(sl[None] < cnt[:, None], order, order[:, :1])  # padding repeats vertex 0
+    pxy = torch.gather(axy, 1, order[..., None].expand(-1, -1, 2))
+    ph = torch.gather(ah, 1, order)
+    plab = torch.gather(alab, 1, order)
     # an edge keeps its original label when it runs along the original boundary, i.e. when the
     # next kept slot follows directly in the augmented cycle; otherwise it is the new cut
     nxt_slot = torch.where(sl[None] + 1 < cnt[:, None], sl[None] + 1, torch.zeros_like(sl)[None])
     g_next = torch.gather(order, 1, nxt_slot)
-    src = torch.cat([torch.arange(p, device=dev), torch.arange(p, device=dev)])[rows]
-    diff = torch.remainder(g_next - order, 2 * nv[src][:, None])
+    nv2 = nv.repeat(2)
+    lid2 = lid.repeat(2)
+    diff = torch.remainder(g_next - order, 2 * nv2[:, None])
     original = (diff == 1) | ((diff == 2) & (order % 2 == 0))
-    plab = torch.where(original, plab, lid[src][:, None].expand(-1, kk))
-    return Polygons(pxy, ph, plab, cnt), src
+    plab = torch.where(original, plab, lid2[:, None].expand(-1, kk))
+    return (
+        Polygons(pxy[:p], ph[:p], plab[:p], cnt[:p]).trim(),
+        Polygons(pxy[p:], ph[p:], plab[p:], cnt[p:]).trim(),
+    )
