@@ -153,6 +153,7 @@ def verify_partition(
     ip = part.interior_points(points_per_region, seed=seed)[sel].reshape(-1, 2)
     rid = np.repeat(sel, points_per_region)
     code_bad = 0
+    evaluator_ok = True
     aff_err = 0.0
     out_scale = 0.0
     a_mat, b_vec = part.output_affine
@@ -161,9 +162,14 @@ def verify_partition(
             u = ip[s : s + 4096]
             rr = rid[s : s + 4096]
             xin = slc.to_input(torch.as_tensor(u, dtype=torch.float64, device=dev))
-            y_true = copy_(xin).reshape(len(u), -1)
-            _, pres = evaluate_with_preactivations(copy_, xin)
-            y_true = y_true.cpu().numpy()
+            y_eval, pres = evaluate_with_preactivations(copy_, xin)
+            if s == 0:
+                # the step-by-step evaluation must be the model's own forward pass
+                y_fwd = copy_(xin)
+                scale_f = float(y_fwd.abs().max()) + 1e-300
+                if float((y_fwd - y_eval.reshape(y_fwd.shape)).abs().max()) > 1e-12 * scale_f:
+                    evaluator_ok = False
+            y_true = y_eval.reshape(len(u), -1).cpu().numpy()
             y_part = np.einsum("noi,ni->no", a_mat[rr], u) + b_vec[rr]
             aff_err = max(aff_err, float(np.abs(y_true - y_part).max()))
             out_scale = max(out_scale, float(np.abs(y_true).max()))
@@ -174,6 +180,9 @@ def verify_partition(
                 mag = np.abs(p).max(1, keepdims=True) + 1e-300
                 clear_units = (np.abs(p[..., None] - step_bps) > 1e-9 * mag[..., None]).all(-1)
                 code_bad += int(((code != part.codes[li][rr]) & clear_units).sum())
+    if not evaluator_ok:
+        report.checks.append(Check("evaluator", False, 1.0, 0.0,
+                                   "step-by-step evaluation differs from model(x); please report"))
     report.checks.append(Check("codes", code_bad == 0, float(code_bad), 0.0,
                                f"mismatching units over {len(ip)} points"))
     aff_rel = aff_err / max(out_scale, 1e-300)
