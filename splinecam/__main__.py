@@ -34,11 +34,6 @@ __all__ = ["main", "run_demo", "build_parser"]
 DEMO_FILENAME = "splinecam_demo.png"
 
 
-def _boundary_length(db: Any) -> float:
-    length = db.length
-    return float(length() if callable(length) else length)
-
-
 def run_demo(
     out: str = ".",
     steps: int = 1500,
@@ -106,12 +101,22 @@ def run_demo(
     part = partition(model, sl)
     part_s = time.perf_counter() - t0
     db = part.decision_boundary()
-    length = _boundary_length(db)
+    length = float(db.length)
     report = part.verify(model)
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=150)
     try:
-        part.plot(ax=ax, color_by="slope", boundary=True, data=(X, y))
+        art = part.plot(ax=ax, color_by="slope", boundary=True, data=(X, y))
+        cb = getattr(art, "colorbar", None)
+        if cb is not None:
+            # a colorbar as tall as the (equal-aspect) axes
+            from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+            label = cb.ax.get_ylabel()
+            cb.remove()
+            ax.set_aspect("equal")
+            cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.1)
+            fig.colorbar(art.regions, cax=cax, label=label)
         widths = "x".join([str(width)] * depth)
         ax.set_title(
             f"ReLU MLP 2x{widths}x2 on two moons (train acc {acc:.1%})\n"

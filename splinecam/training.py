@@ -130,14 +130,17 @@ def train_classifier(
     batch_size: int = 128,
     seed: int = 0,
     weight_decay: float = 0.0,
+    num_threads: int | None = 1,
 ) -> tuple[nn.Module, float]:
     """Fit a classifier with a short Adam loop on mini-batches; returns ``(model, accuracy)``.
 
     The loss is cross-entropy when the model has two or more outputs (``y`` holds class indices) and
     binary cross-entropy on the logit when it has one (``y`` holds 0 and 1). The model is trained in
     place in training mode and returned in eval mode. Mini-batches are drawn with a private
-    ``torch.Generator``, so the result depends only on ``seed`` and PyTorch's global random state is
-    left untouched. A few thousand steps of a small MLP take a few seconds on a CPU.
+    ``torch.Generator``; random modules (Dropout) draw from the global generator, reseeded from
+    ``seed`` for the loop and restored afterwards. So the result depends only on the model, the data
+    and ``seed``, and PyTorch's global random state is left as it was. A few thousand steps of a
+    small MLP take a few seconds on a CPU.
 
     Parameters
     ----------
@@ -157,6 +160,10 @@ def train_classifier(
         Seed of the mini-batch sampler.
     weight_decay : float
         Adam's L2 penalty.
+    num_threads : int or None
+        CPU threads torch uses during the loop (restored afterwards). One thread is fastest for the
+        small batches of toy models and avoids a large slow-down when the cores are busy; ``None``
+        keeps torch's current setting.
 
     Returns
     -------
@@ -213,12 +220,18 @@ def train_classifier(
     gen.manual_seed(int(seed))
     bs = min(int(batch_size), n)
     opt = torch.optim.Adam(params, lr=float(lr), weight_decay=float(weight_decay))
-    # the private generator draws the batches; fork_rng also shields the global state from any
-    # random module in the model (Dropout in training mode)
+    # the private generator draws the batches; random modules of the model (Dropout in training
+    # mode) use the global generator, seeded from `seed` inside fork_rng, which restores it after
     rng_devices = [device.index or 0] if device.type == "cuda" else []
+    threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
     model.train()
     try:
         with torch.random.fork_rng(devices=rng_devices):
+            torch.default_generator.manual_seed(int(seed))
+            if device.type == "cuda":
+                torch.cuda.manual_seed(int(seed))
             for _ in range(int(steps)):
                 idx = torch.randint(0, n, (bs,), generator=gen).to(device)
                 opt.zero_grad(set_to_none=True)
@@ -227,4 +240,5 @@ def train_classifier(
                 opt.step()
     finally:
         model.eval()
+        torch.set_num_threads(threads)
     return model, _accuracy(model, Xt, yt, out_dim)
