@@ -11,12 +11,13 @@ True
 
 from __future__ import annotations
 
-from . import boundary, compute, datasets, graph, plot, stats, utils, wrappers
+from . import boundary, compute, datasets, graph, plot, record, stats, utils, wrappers
 from .boundary import BoundaryError, DecisionBoundary
 from .engine import partition
 from .errors import NotPiecewiseLinearError, SliceError, SplineCamError, UnsupportedModelError
 from .graph import DecisionRegion
 from .plot import plot_image, plot_partition, plot_surface
+from .record import Recorder, Snapshot
 from .result import Partition
 from .slice import Slice
 from .stats import density, statistics
@@ -38,6 +39,9 @@ __all__ = [
     "plot_partition",
     "plot_surface",
     "plot_image",
+    # training dynamics
+    "Recorder",
+    "Snapshot",
     # errors
     "BoundaryError",
     "SplineCamError",
@@ -51,6 +55,7 @@ __all__ = [
     "datasets",
     "graph",
     "plot",
+    "record",
     "stats",
     "utils",
     "wrappers",
