@@ -18,7 +18,9 @@ steps in chunks of bounded size: memory stays bounded by ``depth x chunk`` whate
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -98,7 +100,12 @@ class _Runner:
                     zkwargs = _map_args(step.kwargs, zero)
                     self.bias_cache[i] = _call(step, zargs, zkwargs, self.model)
                 bias = self.bias_cache[i]
-                out = out.reshape(nreg, 3, *out.shape[1:]).clone()
+                fresh = out._base is None and all(
+                    out.data_ptr() != env[r].data_ptr() for r in stack_refs if isinstance(env[r], torch.Tensor)
+                )
+                out = out.reshape(nreg, 3, *out.shape[1:])
+                if not fresh:  # a view of an input: do not write into it
+                    out = out.clone()
                 out[:, 1:] -= bias
                 out = out.reshape(nreg * 3, *out.shape[2:])
         return out
@@ -131,7 +138,7 @@ class _Item:
     env: dict[int, Any]
     codes: list[torch.Tensor]
     gather: torch.Tensor | None = None  # parent index of each region into env/codes
-    pending: Callable[[_Item], None] | None = None
+    pending: Callable[[_Item, torch.Tensor], None] | None = None
 
 
 @dataclass
@@ -141,7 +148,7 @@ class EngineResult:
     poly: Polygons
     out_const: torch.Tensor  # (R, O)
     out_grad: torch.Tensor  # (R, O, 2)
-    codes: list[torch.Tensor]  # per pwl step, (R, units) int8
+    codes: list[Any]  # per pwl step: (bit-packed uint8 (R, ceil(units / 8)), units) or int8 (R, units)
     unit_shapes: list[tuple[int, ...]] = field(default_factory=list)
     output_shape: tuple[int, ...] = ()
     line_offsets: list[int] = field(default_factory=list)
@@ -217,7 +224,7 @@ def run_program(
     out_polys: list[Polygons] = []
     out_c: list[torch.Tensor] = []
     out_g: list[torch.Tensor] = []
-    out_codes: list[list[torch.Tensor]] = []
+    out_codes: list[list[np.ndarray]] = [[] for _ in range(n_pwl)]
     output_shape: tuple[int, ...] = ()
 
     bar = None
@@ -229,7 +236,7 @@ def run_program(
         bar = tqdm(desc="splinecam regions", unit="region")
 
     # per-region memory of the live stacks decides the chunk size when none is given
-    budget = 256 * 2**20
+    budget = int(os.environ.get("SPLINECAM_BUDGET_MB", "24")) * 2**20
     work: list[_Item] = [_Item(0, poly0, {}, [])]
     with torch.no_grad():
         while work:
@@ -243,7 +250,7 @@ def run_program(
                 item.codes = [c[g] for c in item.codes]
                 item.gather = None
                 if item.pending is not None:
-                    item.pending(item)
+                    item.pending(item, g)
                     item.pending = None
             env = item.env
             poly = item.poly
@@ -269,7 +276,15 @@ def run_program(
                     # guarantees their shapes are known here)
                     off = sum(int(np.prod(unit_shapes[j])) * nbps[j] for j in range(li))
                     line_offsets[li] = off
-                    new_poly, parent = _cut_layer(poly, pre, tables[pos][0], radius, off)
+                    new_poly, parent, cptr, cline = _cut_layer(poly, pre, tables[pos][0], radius, off)
+                    lin = _linear_after(program, pos, ushape, nbps[li])
+                    nnew = len(new_poly)
+                    if lin is not None:
+                        # sparse updates pay off when few units cross each region (always but at
+                        # the first cutting layer)
+                        ccount = cptr[1:] - cptr[:-1]
+                        if int(ccount[parent].sum()) * 8 > nnew * n:
+                            lin = None
                     # stream: split children in chunks when too many
                     live = [
                         t for key, v in env.items() if steps[key].kind in ("input", "affine", "pwl")
@@ -278,13 +293,17 @@ def run_program(
                     per_region = max(1, sum(t[:3].numel() for t in live) * x.element_size())
                     per_region += 3 * n * x.element_size()
                     chunk = chunk_size or int(min(65536, max(256, budget // per_region)))
-                    nnew = len(new_poly)
                     starts = list(range(0, nnew, chunk))
-                    post_fn = _make_post(pos, step, tables[pos])
+                    if lin is None:
+                        post_fn = _make_post(pos, step, tables[pos])
+                        cenv, nxt = env, pos + 1
+                    else:
+                        post_fn, cenv = _linear_post(program, pos, lin, poly, pre, tables[pos], cptr, cline, env)
+                        nxt = pos + 2
                     for st in reversed(starts):
                         sl = slice(st, min(st + chunk, nnew))
                         sub = new_poly.index(torch.arange(sl.start, sl.stop, device=device)) if len(starts) > 1 else new_poly
-                        work.append(_Item(pos + 1, sub, env, list(item.codes), parent[sl], post_fn))
+                        work.append(_Item(nxt, sub, cenv, list(item.codes), parent[sl], post_fn))
                     pushed = True
                     break
                 for r in step.free_after:
@@ -299,13 +318,21 @@ def run_program(
             out_polys.append(poly)
             out_c.append(y[:, 0])
             out_g.append(y[:, 1:].transpose(1, 2))
-            out_codes.append(item.codes)
+            # codes leave the device chunk by chunk, bit-packed where units have two pieces
+            for j, cj in enumerate(item.codes):
+                cn = cj.cpu().numpy()
+                out_codes[j].append(np.packbits(cn.astype(bool), axis=1) if nbps[j] == 1 else cn)
             if bar is not None:
                 bar.update(nreg)
     if bar is not None:
         bar.close()
     poly = Polygons.cat(out_polys)
-    codes = [torch.cat([c[j] for c in out_codes]) for j in range(n_pwl)]
+    codes: list[Any] = []
+    for j in range(n_pwl):
+        cj = np.concatenate(out_codes[j])
+        out_codes[j] = []
+        n_units = int(np.prod(unit_shapes[j])) if unit_shapes[j] else 1
+        codes.append((cj, n_units) if nbps[j] == 1 else cj)
     return EngineResult(
         poly=poly,
         out_const=torch.cat(out_c),
@@ -324,7 +351,7 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
 
     pre_pos = int(step.args[0])
 
-    def post(it: _Item) -> None:
+    def post(it: _Item, g: torch.Tensor) -> None:
         # codes of every unit, read at each region's vertex mean (strictly inside the region)
         x = it.env[pre_pos]
         nreg = len(it.poly)
@@ -353,12 +380,131 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
     return post
 
 
+def _linear_after(program: Program, pos: int, ushape: tuple[int, ...], nbp: int) -> nn.Linear | None:
+    """The ``nn.Linear`` that alone reads the output of the nonlinearity at ``pos``, if any."""
+    if nbp != 1 or len(ushape) != 1 or pos + 1 >= len(program.steps):
+        return None
+    nxt = program.steps[pos + 1]
+    if (
+        nxt.kind == "affine"
+        and nxt.op == "module"
+        and isinstance(nxt.target, nn.Linear)
+        and len(nxt.args) == 1
+        and isinstance(nxt.args[0], _Ref)
+        and int(nxt.args[0]) == pos
+        and not nxt.kwargs
+        and pos in nxt.free_after
+        and program.output != pos
+    ):
+        return nxt.target
+    return None
+
+
+def _linear_post(
+    program: Program,
+    pos: int,
+    lin: nn.Linear,
+    poly: Polygons,
+    pre: torch.Tensor,
+    table: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    cptr: torch.Tensor,
+    cline: torch.Tensor,
+    env: dict[int, Any],
+) -> tuple[Callable, dict[int, Any]]:
+    """A nonlinearity followed by a Linear layer, done once per parent region plus sparse updates.
+
+    On a parent region every unit that no line crosses keeps one piece; the Linear layer is run
+    once per parent with every unit on its piece at the parent's vertex mean (``base``). A child
+    region differs from that only on the parent's crossing units whose piece changes: its output
+    is ``base`` plus a sparse product with the weight columns of those units. The cost per child
+    is then proportional to the number of crossing units, not to the layer's width.
+    """
+    bps, slopes, inter = table
+    step = program.steps[pos]
+    q = pos + 1
+    p, _, n = pre.shape
+    dev = pre.device
+    ar = torch.arange(n, device=dev)
+    ctr = poly.centroids()
+    val = torch.addcmul(torch.addcmul(pre[:, 0], ctr[:, :1], pre[:, 1]), ctr[:, 1:], pre[:, 2])
+    base = (val > bps[0]).to(torch.int8)
+    bl = base.long()
+    y = pre * slopes[bl, ar][:, None, :]
+    has_inter = bool((inter != 0).any())
+    if has_inter:
+        y[:, 0] += inter[bl, ar]
+    w = lin.weight
+    z = torch.nn.functional.linear(y.reshape(3 * p, n), w).reshape(p, 3, -1)
+    del y
+    if lin.bias is not None:
+        z[:, 0] += lin.bias
+    z = z.reshape(3 * p, -1)
+    freed = set(step.free_after) | set(program.steps[q].free_after)
+    cenv = {k: v for k, v in env.items() if k not in freed}
+    cenv[q] = z
+    wt = w.t()
+    ccount = cptr[1:] - cptr[:-1]
+
+    def post(it: _Item, g: torch.Tensor) -> None:
+        cn = len(g)
+        codes = base[g]
+        cnt = ccount[g]
+        tot = int(cnt.sum())
+        if tot:
+            child = torch.repeat_interleave(torch.arange(cn, device=dev), cnt)
+            first = torch.cumsum(cnt, 0) - cnt
+            unit = cline[cptr[g][child] + torch.arange(tot, device=dev) - first[child]]
+            pc = g[child]
+            xv = pre[pc, :, unit]  # (tot, 3)
+            cc = it.poly.centroids()[child]
+            v = xv[:, 0] + cc[:, 0] * xv[:, 1] + cc[:, 1] * xv[:, 2]
+            newc = (v > bps[0]).to(torch.int8)
+            oldc = codes[child, unit]
+            d = (newc != oldc).nonzero().squeeze(1)
+            if d.numel():
+                child, unit, newc, oldc, xv = child[d], unit[d], newc[d].long(), oldc[d].long(), xv[d]
+                codes[child, unit] = newc.to(torch.int8)
+                dy = xv * (slopes[newc, unit] - slopes[oldc, unit])[:, None]
+                if has_inter:
+                    dy[:, 0] += inter[newc, unit] - inter[oldc, unit]
+                _add_sparse_rows(it.env[q], child, unit, dy, wt, cn)
+        it.codes.append(codes)
+
+    return post, cenv
+
+
+def _add_sparse_rows(
+    z: torch.Tensor, child: torch.Tensor, unit: torch.Tensor, dy: torch.Tensor, wt: torch.Tensor, cn: int
+) -> None:
+    """``z[3 c + r] += dy[i, r] * wt[unit[i]]`` for every entry ``i`` of child ``c = child[i]``.
+
+    ``child`` must be sorted. Done as one sparse (CSR) times dense product.
+    """
+    dev = z.device
+    n = wt.shape[0]
+    cnt = torch.bincount(child, minlength=cn)
+    start = torch.cumsum(cnt, 0) - cnt
+    rcnt = cnt.repeat_interleave(3)
+    crow = torch.zeros(3 * cn + 1, dtype=torch.int64, device=dev)
+    crow[1:] = torch.cumsum(rcnt, 0)
+    tot = int(crow[-1])
+    row = torch.repeat_interleave(torch.arange(3 * cn, device=dev), rcnt)
+    entry = start[row // 3] + torch.arange(tot, device=dev) - crow[row]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        s = torch.sparse_csr_tensor(
+            crow, unit[entry], dy[entry, row % 3], (3 * cn, n), dtype=z.dtype, device=dev, check_invariants=False
+        )
+        z += s @ wt
+
+
 def _cut_layer(
     poly: Polygons, pre: torch.Tensor, bps: torch.Tensor, radius: float, line_offset: int
 ) -> tuple[Polygons, torch.Tensor]:
     """Cut every region by every breakpoint line of this layer that crosses it.
 
-    Returns the pieces and the index of the region each comes from.
+    Returns the pieces, the index of the region each comes from, and the lines (layer-local ids,
+    ``unit * breakpoints + k``) that really cross each region, in CSR form ``(ptr, lines)``.
     """
     p, _, n = pre.shape
     dev = pre.device
@@ -366,23 +512,24 @@ def _cut_layer(
     c = pre[:, 0]
     a0 = pre[:, 1]
     a1 = pre[:, 2]
-    scale = EPS * ((a0.abs() + a1.abs()) * radius)
-    # candidate lines: those crossing the polygon's bounding box (interval arithmetic); the exact
-    # test against the polygon's vertices is done on the candidates only
+    # candidate lines: those crossing the polygon's bounding box strictly (interval arithmetic:
+    # |value at the box centre| < half-spread over the box). This is a superset of the lines that
+    # really cross (some vertex above the tolerance, some below), which are then tested exactly on
+    # the candidates only; few passes over the (P, n) arrays, as this runs on every region x unit.
     lo = poly.xy.amin(1)
     hi = poly.xy.amax(1)
     mid = 0.5 * (lo + hi)
     half = 0.5 * (hi - lo)
-    centre = mid[:, :1] * a0 + mid[:, 1:] * a1
-    spread = half[:, :1] * a0.abs() + half[:, 1:] * a1.abs()
+    centre = torch.addcmul(c, a0, mid[:, :1])
+    centre.addcmul_(a1, mid[:, 1:])
+    spread = torch.mul(a0.abs(), half[:, :1])
+    spread.addcmul_(a1.abs(), half[:, 1:])
     if m == 1:
-        cc = c - bps[0] + centre
-        tol = scale + EPS * (c - bps[0]).abs()
-        cand = (cc + spread > tol) & (cc - spread < -tol)
+        if bool(bps[0] != 0):
+            centre -= bps[0]
+        cand = centre.abs_() < spread
     else:
-        cc = (c[..., None] - bps) + centre[..., None]  # (P, n, m)
-        tol = scale[..., None] + EPS * (c[..., None] - bps).abs()
-        cand = ((cc + spread[..., None] > tol) & (cc - spread[..., None] < -tol)).reshape(p, n * m)
+        cand = ((centre[..., None] - bps).abs() < spread[..., None]).reshape(p, n * m)
     pairs = cand.nonzero()
     if pairs.shape[0]:
         # exact test on the candidate pairs: some vertex strictly above and some strictly below
@@ -396,12 +543,12 @@ def _cut_layer(
         v = cl[:, None] + xy[..., 0] * al0[:, None] + xy[..., 1] * al1[:, None]
         real = (v > tl[:, None]).any(1) & (v < -tl[:, None]).any(1)
         pairs = pairs[real]
-    if pairs.shape[0] == 0:
-        return poly, torch.arange(p, device=dev)
     pp, ll = pairs[:, 0], pairs[:, 1]
     counts = torch.bincount(pp, minlength=p)
     ptr = torch.zeros(p + 1, dtype=torch.int64, device=dev)
     ptr[1:] = torch.cumsum(counts, 0)
+    if pairs.shape[0] == 0:
+        return poly, torch.arange(p, device=dev), ptr, ll
     done_polys: list[Polygons] = []
     done_owner: list[torch.Tensor] = []
     idle = counts == 0
@@ -436,7 +583,7 @@ def _cut_layer(
             tpos = tpos[ki]
         else:
             act = pieces
-    return Polygons.cat(done_polys), torch.cat(done_owner)
+    return Polygons.cat(done_polys), torch.cat(done_owner), ptr, ll
 
 
 # --------------------------------------------------------------------------- public entry point

@@ -208,8 +208,10 @@ def region_colors(
     if color_by == "random":
         lo, hi = float(color_range[0]), float(color_range[1])
         groups = np.arange(r)
-        if max_layer is not None and part.codes:
-            codes = np.concatenate([np.asarray(c) for c in part.codes[: max_layer + 1]], 1)
+        if max_layer is not None and part.layer_names:
+            codes = np.concatenate(
+                [part._raw_codes(i).reshape(r, -1) for i in range(min(max_layer + 1, len(part.layer_names)))], 1
+            )
             if codes.shape[1]:
                 _, groups = np.unique(codes, axis=0, return_inverse=True)
                 groups = groups.reshape(-1)

@@ -104,9 +104,24 @@ class Partition:
         self.edge_layer = edge_layer
         self.edge_unit = edge_unit
         self.output_affine = output_affine
-        self.codes = codes
+        # codes are stored bit-packed per region where every unit has two pieces (ReLU: 640 units
+        # take 80 bytes a region instead of 640); ``codes`` unpacks on first access
+        self._codes: list[np.ndarray] = []
+        self._code_units: list[int] = []
+        self._code_packed: list[bool] = []
+        for c in codes:
+            if isinstance(c, tuple):  # (packed array, units) from the engine or a file
+                self._codes.append(np.asarray(c[0], dtype=np.uint8))
+                self._code_units.append(int(c[1]))
+                self._code_packed.append(True)
+            else:
+                c = np.asarray(c)
+                self._codes.append(c)
+                self._code_units.append(int(c.shape[1]) if c.ndim == 2 else 0)
+                self._code_packed.append(False)
+        self._codes_cache: list[np.ndarray] | None = None
         self.layer_names = list(layer_names)
-        self.unit_shapes = list(unit_shapes or [(c.shape[1],) for c in codes])
+        self.unit_shapes = list(unit_shapes or [(n,) for n in self._code_units])
         self.output_shape = tuple(output_shape)
         self.seconds = float(seconds)
         self._index: Any = None
@@ -170,7 +185,7 @@ class Partition:
         unit = np.where(elab >= 0, local // nb[np.maximum(layer, 0)], -1)
         a_mat = res.out_grad.detach().to("cpu", torch.float64).numpy()
         b_vec = res.out_const.detach().to("cpu", torch.float64).numpy() - a_mat @ center
-        codes = [c.cpu().numpy() for c in res.codes]
+        codes = res.codes
         part = cls(
             slice=slc,
             vertices=verts,
@@ -188,6 +203,39 @@ class Partition:
         )
         part._edge_multiplicity = counts
         return part
+
+    # ------------------------------------------------------------------ codes
+    @property
+    def codes(self) -> list[np.ndarray]:
+        """Per nonlinearity, the ``(R, units)`` int8 piece index of every unit on every region."""
+        if self._codes_cache is None:
+            self._codes_cache = [self.layer_codes(i) for i in range(len(self._codes))]
+        return self._codes_cache
+
+    def layer_codes(self, layer: int, regions: Any = None) -> np.ndarray:
+        """Codes of one nonlinearity, for all regions or only for ``regions`` (int array).
+
+        Cheaper than :attr:`codes` on huge partitions: only the rows asked for are unpacked.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box((-1, 1), (-1, 1)))
+        >>> part.layer_codes(0, [0]).shape
+        (1, 4)
+        """
+        c = self._codes[layer]
+        if regions is not None:
+            c = c[np.asarray(regions, dtype=np.int64)]
+        if not self._code_packed[layer]:
+            return c
+        n = self._code_units[layer]
+        return np.unpackbits(c, axis=1, count=n).astype(np.int8) if n else np.zeros((len(c), 0), np.int8)
+
+    def _raw_codes(self, layer: int) -> np.ndarray:
+        """The stored codes (bit-packed or not): equal rows mean equal codes."""
+        return self._codes[layer]
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -388,8 +436,9 @@ class Partition:
             "A": a,
             "b": b,
         }
-        for i, c in enumerate(self.codes):
-            arrays[f"codes_{i}"] = c
+        for i, c in enumerate(self._codes):
+            arrays[f"codes_{i}" if not self._code_packed[i] else f"packed_codes_{i}"] = c
+            arrays[f"code_units_{i}"] = np.asarray(self._code_units[i])
         for key, v in self.slice.to_dict().items():
             arrays[f"slice_{key}"] = v
         meta = {
@@ -424,7 +473,11 @@ class Partition:
                 edge_layer=z["edge_layer"],
                 edge_unit=z["edge_unit"],
                 output_affine=(z["A"], z["b"]),
-                codes=[z[f"codes_{i}"] for i in range(n)],
+                codes=[
+                    (z[f"packed_codes_{i}"], int(z[f"code_units_{i}"])) if f"packed_codes_{i}" in z
+                    else z[f"codes_{i}"]
+                    for i in range(n)
+                ],
                 layer_names=meta["layer_names"],
                 unit_shapes=[tuple(s) for s in meta["unit_shapes"]],
                 output_shape=tuple(meta["output_shape"]),

@@ -179,7 +179,7 @@ def verify_partition(
                 code = (p[..., None] > step_bps).sum(-1)
                 mag = np.abs(p).max(1, keepdims=True) + 1e-300
                 clear_units = (np.abs(p[..., None] - step_bps) > 1e-9 * mag[..., None]).all(-1)
-                code_bad += int(((code != part.codes[li][rr]) & clear_units).sum())
+                code_bad += int(((code != part.layer_codes(li, rr)) & clear_units).sum())
     if not evaluator_ok:
         report.checks.append(Check("evaluator", False, 1.0, 0.0,
                                    "step-by-step evaluation differs from model(x); please report"))
@@ -192,7 +192,8 @@ def verify_partition(
     inner = (part.edge_regions >= 0).all(1)
     er = part.edge_regions[inner]
     same = np.ones(len(er), dtype=bool)
-    for c in part.codes:
+    for li in range(len(part.layer_names)):
+        c = part._raw_codes(li)
         same &= (c[er[:, 0]] == c[er[:, 1]]).all(1)
     report.checks.append(Check("neighbours", not same.any(), float(same.sum()), 0.0,
                                "inner edges between regions with equal codes"))
