@@ -337,13 +337,19 @@ class Partition:
     def locate(self, u: Any) -> np.ndarray:
         """Region id of each point ``(N, 2)`` (slice coordinates), ``-1`` outside the domain.
 
-        A point on a border between regions gets one of them.
+        A point on a border between regions gets one of them; a non-finite point gets ``-1``.
         """
         from .locate import RegionIndex
 
         if self._index is None:
             self._index = RegionIndex(self)
-        return self._index.locate(np.asarray(u, dtype=np.float64).reshape(-1, 2))
+        u = np.asarray(u, dtype=np.float64).reshape(-1, 2)
+        ok = np.isfinite(u).all(1)
+        if ok.all():
+            return self._index.locate(u)
+        out = np.full(len(u), -1, dtype=np.int64)
+        out[ok] = self._index.locate(u[ok])
+        return out
 
     # ------------------------------------------------------------------ affine maps
     def evaluate(self, u: Any, regions: np.ndarray | None = None) -> np.ndarray:

@@ -47,7 +47,10 @@ def _check_domain(domain: Any) -> np.ndarray:
     x, y = (poly - poly.mean(0)).T
     area2 = float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
     if abs(area2) <= 1e-14 * scale * scale:
-        raise SliceError("domain polygon has zero area; give at least three non-collinear vertices")
+        raise SliceError(
+            "domain polygon has zero signed area: its vertices are collinear or the polygon crosses "
+            "itself; give the vertices of a convex polygon in order around it"
+        )
     if area2 < 0:
         poly = poly[::-1].copy()
     e = np.roll(poly, -1, axis=0) - poly

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -218,6 +219,11 @@ def test_locate(two_layer):
     # an empty query and a single point
     assert part.locate(np.zeros((0, 2))).shape == (0,)
     assert part.locate([0.0, 0.0]).shape == (1,)
+    # non-finite points are outside, without numpy warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rid = part.locate([[np.nan, 0.0], [0.0, np.inf], [0.0, 0.0]])
+    assert rid[0] == -1 and rid[1] == -1 and rid[2] >= 0
 
 
 def test_locate_of_vertices_returns_a_region_that_has_the_vertex(two_layer):
