@@ -350,6 +350,9 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
     relu = step.pwl is not None and step.pwl.kind == "relu"
 
     pre_pos = int(step.args[0])
+    # the gathered input stack is a private copy: mask it in place, unless a later step still
+    # reads it (``relu(h) + h``, ``cat([relu(h), h])``, pre-activation residual blocks)
+    in_place = pre_pos in step.free_after
 
     def post(it: _Item, g: torch.Tensor) -> None:
         # codes of every unit, read at each region's vertex mean (strictly inside the region)
@@ -364,14 +367,15 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
         else:
             codes = (val[..., None] > bps).sum(-1).to(torch.int8)
         it.codes.append(codes)
-        # the gathered stack is a private copy: mask it in place
         if relu:
-            y = pre.masked_fill_(~on[:, None, :], 0.0)
+            mask = ~on[:, None, :]
+            y = pre.masked_fill_(mask, 0.0) if in_place else pre.masked_fill(mask, 0.0)
         else:
             n = pre.shape[2]
             cl = codes.long()
             ar = torch.arange(n, device=pre.device)
-            y = pre.mul_(slopes[cl, ar][:, None, :])
+            sl = slopes[cl, ar][:, None, :]
+            y = pre.mul_(sl) if in_place else pre * sl
             y[:, 0] += inter[cl, ar]
         it.env[pos] = y.reshape(x.shape)
         for r in step.free_after:
