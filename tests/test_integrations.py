@@ -71,8 +71,13 @@ def test_lightning_missing_gives_install_hint(monkeypatch):
     monkeypatch.setattr(sclight, "_CLASSES", {})
     with pytest.raises(ImportError, match="pip install lightning"):
         sclight.callback_class()
+    # the name exists without Lightning (hasattr, getattr, docs tools work); using it raises
+    from splinecam.integrations.lightning import SplineCamCallback
+
+    assert hasattr(sclight, "SplineCamCallback")
+    assert not isinstance(object(), SplineCamCallback)
     with pytest.raises(ImportError, match="pip install lightning"):
-        from splinecam.integrations.lightning import SplineCamCallback  # noqa: F401
+        SplineCamCallback(sc.Slice.box((-1, 1), (-1, 1)))
 
 
 def test_tensorboard_missing_gives_install_hint(monkeypatch):

@@ -24,7 +24,7 @@ import torch.nn as nn
 from ..record import Recorder
 from ..slice import Slice
 
-__all__ = ["SplineCamCallback", "callback_class", "INSTALL_HINT"]  # noqa: F822 (SplineCamCallback: module __getattr__)
+__all__ = ["SplineCamCallback", "callback_class", "INSTALL_HINT"]
 
 #: What to run when Lightning is missing.
 INSTALL_HINT = "pip install lightning"
@@ -190,9 +190,31 @@ def callback_class() -> type:
     return SplineCamCallback
 
 
-def __getattr__(name: str) -> Any:
-    # `from splinecam.integrations.lightning import SplineCamCallback` builds the class (importing
-    # Lightning) only then
-    if name == "SplineCamCallback":
-        return callback_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class _CallbackMeta(type):
+    # isinstance / issubclass against the public name answer for the Lightning class it builds
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return any(isinstance(obj, c) for c in _CLASSES.values())
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return any(issubclass(sub, c) for c in _CLASSES.values())
+
+
+class SplineCamCallback(metaclass=_CallbackMeta):
+    """Record the partition of the trained model on a slice every ``every_n_steps`` steps.
+
+    Calling ``SplineCamCallback(...)`` imports Lightning and returns an instance of the
+    ``Callback`` subclass made by :func:`callback_class` (``isinstance`` against this name works);
+    without Lightning it raises an ``ImportError`` saying how to install it. See
+    :func:`callback_class` for the parameters: ``slice``, ``every_n_steps``, ``recorder``,
+    ``log_figure``, ``log_statistics``, ``module``, ``on_train_start``, ``tag``, ``plot_kw``.
+
+    Examples
+    --------
+    >>> import splinecam as sc
+    >>> cb = SplineCamCallback(sc.Slice.box((-2, 2), (-2, 2)), every_n_steps=50)  # doctest: +SKIP
+    >>> cb.recorder.every                                                         # doctest: +SKIP
+    50
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        return callback_class()(*args, **kwargs)
