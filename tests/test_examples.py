@@ -1,0 +1,148 @@
+"""Every example in ``examples/`` runs in its fast mode and writes sane pictures.
+
+Each example is imported from its file and its ``main(["--fast", "--out", tmp_path])`` is called in
+this process; the test checks the files it wrote (real images, not blank) and the summary it returns.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("matplotlib")
+Image = pytest.importorskip("PIL.Image")
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+#: example -> the files its fast mode must write
+OUTPUTS = {
+    "toy2d": ["toy2d.png"],
+    "visualize_mlp_random": ["visualize_mlp_random.png"],
+    "visualize_cnn_random": ["visualize_cnn_random.png"],
+    "inr_2d": ["inr_2d.png"],
+    "training_dynamics": ["training_dynamics.gif"],
+}
+
+
+def load_example(name: str) -> Any:
+    """Import ``examples/<name>.py`` as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"splinecam_example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    """Examples may set torch's thread count (one restores it, one does not) and leave figures open."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def check_image(path: Path, min_size: int = 150) -> None:
+    """A real, non-blank picture: readable by Pillow, big enough, with more than one colour."""
+    assert path.is_file(), f"{path} was not written"
+    assert path.stat().st_size > 2000, f"{path} is suspiciously small ({path.stat().st_size} bytes)"
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        w, h = im.size
+        assert w >= min_size and h >= min_size, f"{path} is only {w} x {h} pixels"
+        frames = getattr(im, "n_frames", 1)
+        if path.suffix == ".gif":
+            assert frames > 1, f"{path} has a single frame"
+        pixels = np.asarray(im.convert("RGB"), dtype=np.float64)
+    assert pixels.std() > 10, f"{path} looks blank (pixel std {pixels.std():.2g})"
+    # a figure, not a flat background with a few specks: many distinct colours
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, f"{path} has too few colours"
+
+
+def test_every_example_is_tested():
+    found = sorted(p.stem for p in EXAMPLES.glob("*.py"))
+    assert found == sorted(OUTPUTS), "add new examples to OUTPUTS in tests/test_examples.py"
+
+
+@pytest.mark.parametrize("name", sorted(OUTPUTS))
+def test_example_conventions(name):
+    """A module docstring that says how to run it, --fast and --out, and a main(argv=None)."""
+    src = (EXAMPLES / f"{name}.py").read_text()
+    tree = ast.parse(src)
+    doc = ast.get_docstring(tree)
+    assert doc and f"python examples/{name}.py" in doc, "the docstring must say how to run the example"
+    assert '"--fast"' in src and '"--out"' in src
+    assert 'matplotlib.use("Agg")' in src
+    mains = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
+    assert mains and [a.arg for a in mains[0].args.args] == ["argv"]
+    assert 'if __name__ == "__main__":' in src
+
+
+@pytest.mark.parametrize("name", ["toy2d", "visualize_mlp_random", "visualize_cnn_random", "inr_2d"])
+def test_example_fast(name, tmp_path, capsys):
+    summary = load_example(name).main(["--fast", "--out", str(tmp_path)])
+    for f in OUTPUTS[name]:
+        check_image(tmp_path / f)
+    assert sorted(Path(p).name for p in summary["files"]) == sorted(OUTPUTS[name])
+    assert summary["verified"] is True
+    counts = summary["num_regions"]
+    counts = list(counts.values()) if isinstance(counts, dict) else [counts]
+    assert all(isinstance(c, int) and c > 1 for c in counts), counts
+    assert summary["seconds"] > 0
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_toy2d_summary(tmp_path):
+    summary = load_example("toy2d").main(["--fast", "--out", str(tmp_path)])
+    assert list(summary["num_regions"]) == ["two moons", "two circles", "two blobs"]
+    for st in summary["statistics"].values():
+        assert st["boundary_length"] > 0 and st["boundary_pieces"] >= 1
+        assert 0.5 <= st["accuracy"] <= 1.0
+
+
+def test_visualize_mlp_random_is_deterministic(tmp_path):
+    mod = load_example("visualize_mlp_random")
+    a = mod.main(["--fast", "--out", str(tmp_path / "a")])["partition"]
+    b = mod.main(["--fast", "--out", str(tmp_path / "b")])["partition"]
+    assert a.num_regions == b.num_regions
+    np.testing.assert_array_equal(a.vertices, b.vertices)
+
+
+def test_visualize_cnn_random_matches_the_original_network():
+    mod = load_example("visualize_cnn_random")
+    model, anchor = mod.random_cnn(0)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "ReLU", "Flatten", "Linear", "Linear", "Linear"]
+    assert not model.training and tuple(anchor.shape) == (1, 3, 32, 32)
+    bn = model[1]
+    assert not torch.allclose(bn.running_var, torch.ones(6)) and not torch.allclose(bn.running_mean, torch.zeros(6))
+    assert tuple(model(anchor).shape) == (1, 10)
+
+
+def test_training_dynamics_fast(tmp_path, capsys):
+    summary = load_example("training_dynamics").main(["--fast", "--out", str(tmp_path)])
+    check_image(tmp_path / "training_dynamics.gif", min_size=100)
+    assert summary["per_step"] > 0 and summary["per_snapshot"] > 0
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_example_runs_as_a_script(tmp_path):
+    """The command line of the docstrings works (one example, in a fresh interpreter)."""
+    res = subprocess.run(
+        [sys.executable, str(EXAMPLES / "visualize_mlp_random.py"), "--fast", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stderr
+    check_image(tmp_path / "visualize_mlp_random.png")
