@@ -19,6 +19,7 @@ steps in chunks of bounded size: memory stays bounded by ``depth x chunk`` whate
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -126,6 +127,33 @@ def _collect_refs(a: Any) -> list[_Ref]:
 
 def _only_refs(args: tuple) -> bool:
     return len(args) == 2 and all(isinstance(a, _Ref) for a in args)
+
+
+# --------------------------------------------------------------------------- memory
+_LIBC: Any = None
+
+
+def _release_free_memory() -> None:
+    """Give the freed pages of the C heap back to the OS (glibc's ``malloc_trim``; else a no-op).
+
+    The engine keeps small per-chunk results while allocating and freeing large temporary buffers;
+    glibc then keeps the freed pages between the kept blocks, and the resident size grows with
+    the number of regions (measured: 4.3 GiB instead of 1.7 GiB for 1.17 million regions).
+    """
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                libc = ctypes.CDLL("libc.so.6")
+                libc.malloc_trim.argtypes = [ctypes.c_size_t]
+                _LIBC = libc
+            except (OSError, AttributeError):
+                pass
+    if _LIBC:
+        _LIBC.malloc_trim(0)
 
 
 # --------------------------------------------------------------------------- work items
@@ -238,6 +266,7 @@ def run_program(
     # per-region memory of the live stacks decides the chunk size when none is given
     budget = int(os.environ.get("SPLINECAM_BUDGET_MB", "24")) * 2**20
     work: list[_Item] = [_Item(0, poly0, {}, [])]
+    since_trim = 0
     with torch.no_grad():
         while work:
             item = work.pop()
@@ -324,8 +353,13 @@ def run_program(
                 out_codes[j].append(np.packbits(cn.astype(bool), axis=1) if nbps[j] == 1 else cn)
             if bar is not None:
                 bar.update(nreg)
+            since_trim += nreg
+            if since_trim >= 100_000:
+                _release_free_memory()
+                since_trim = 0
     if bar is not None:
         bar.close()
+    _release_free_memory()
     poly = Polygons.cat(out_polys)
     codes: list[Any] = []
     for j in range(n_pwl):
