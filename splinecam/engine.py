@@ -465,12 +465,16 @@ def _linear_post(
     ar = torch.arange(n, device=dev)
     ctr = poly.centroids()
     val = torch.addcmul(torch.addcmul(pre[:, 0], ctr[:, :1], pre[:, 1]), ctr[:, 1:], pre[:, 2])
-    base = (val > bps[0]).to(torch.int8)
-    bl = base.long()
-    y = pre * slopes[bl, ar][:, None, :]
+    on = val > bps[0]
+    base = on.to(torch.int8)
     has_inter = bool((inter != 0).any())
-    if has_inter:
-        y[:, 0] += inter[bl, ar]
+    if step.pwl is not None and step.pwl.kind == "relu":
+        y = pre.masked_fill(~on[:, None, :], 0.0)
+    else:
+        bl = base.long()
+        y = pre * slopes[bl, ar][:, None, :]
+        if has_inter:
+            y[:, 0] += inter[bl, ar]
     w = lin.weight
     z = torch.nn.functional.linear(y.reshape(3 * p, n), w).reshape(p, 3, -1)
     del y
@@ -597,20 +601,49 @@ def _cut_layer(
     act_i = (~idle).nonzero().squeeze(1)
     act = poly.index(act_i)
     owner = act_i
-    tpos = torch.zeros_like(owner)
-    bpsd = bps
+    # conflict lists: every active piece keeps, in increasing line order, the lines of its region
+    # that still cross it (CSR ``lptr``/``lst``). A piece is cut by the first line of its list; its
+    # two parts keep the rest of the list that really crosses them. Lines that do not cross a piece
+    # would leave it unchanged, so dropping them changes no result, but the number of rounds falls
+    # from the most lines crossing one region to the depth of this cutting tree (about log2 of the
+    # number of pieces for lines in general position). The order of cuts along every edge is the
+    # increasing line order on both of its sides, so shared vertices get the same identifiers.
+    lst = ll
+    lcnt = counts[act_i]
     while len(owner):
-        line = ll[ptr[owner] + tpos]
+        lptr = torch.cumsum(lcnt, 0) - lcnt
+        line = lst[lptr]
         unit = line // m if m > 1 else line
         bsel = line % m if m > 1 else torch.zeros_like(line)
-        cl = c[owner, unit] - bpsd[bsel]
+        cl = c[owner, unit] - bps[bsel]
         al0 = a0[owner, unit]
         al1 = a1[owner, unit]
         tl = EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
         pieces, src = split_by_lines(act, cl, al0, al1, tl, line + line_offset)
         owner = owner[src]
-        tpos = tpos[src] + 1
-        fin = tpos >= counts[owner]
+        # candidate lines of each piece: the rest of its source's list
+        rest = lcnt[src] - 1
+        tot = int(rest.sum())
+        if tot == 0:
+            done_polys.append(pieces)
+            done_owner.append(owner)
+            break
+        npc = len(pieces)
+        child = torch.repeat_interleave(torch.arange(npc, device=dev), rest)
+        first = torch.cumsum(rest, 0) - rest
+        cand = lst[(lptr[src] + 1 - first)[child] + torch.arange(tot, device=dev)]
+        own = owner[child]
+        cu = cand // m if m > 1 else cand
+        cc = c[own, cu] - (bps[cand % m] if m > 1 else bps[0])
+        ca0 = a0[own, cu]
+        ca1 = a1[own, cu]
+        ct = EPS * (cc.abs() + (ca0.abs() + ca1.abs()) * radius)
+        xy = pieces.xy[child]
+        v = cc[:, None] + xy[..., 0] * ca0[:, None] + xy[..., 1] * ca1[:, None]
+        real = (v > ct[:, None]).any(1) & (v < -ct[:, None]).any(1)
+        lst = cand[real]
+        lcnt = torch.bincount(child[real], minlength=npc)
+        fin = lcnt == 0
         if bool(fin.any()):
             fi = fin.nonzero().squeeze(1)
             done_polys.append(pieces.index(fi))
@@ -618,7 +651,7 @@ def _cut_layer(
             ki = (~fin).nonzero().squeeze(1)
             act = pieces.index(ki)
             owner = owner[ki]
-            tpos = tpos[ki]
+            lcnt = lcnt[ki]
         else:
             act = pieces
     return Polygons.cat(done_polys), torch.cat(done_owner), ptr, ll

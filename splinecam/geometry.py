@@ -133,6 +133,10 @@ def split_by_lines(
     ci = crossed.nonzero().squeeze(1)
     if ci.numel() == 0:
         return poly, torch.arange(p, device=dev)
+    if ci.numel() == p:  # every polygon is crossed (the engine's usual case): no gather, no scatter
+        above, below = _split_crossed(poly, s, lid)
+        ar = torch.arange(p, device=dev)
+        return Polygons.cat([above, below]), torch.cat([ar, ar])
     above, below = _split_crossed(poly.index(ci), s[ci], lid[ci])
     kk = max(k, above.xy.shape[1], below.xy.shape[1])
     base = poly.pad_to(kk)
@@ -161,7 +165,10 @@ def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> tuple[
     h_n = torch.gather(hsh, 1, nxt)
     t = torch.where(change, s / torch.where(change, s - s_n, torch.ones_like(s)), torch.zeros_like(s))
     ixy = xy + t[..., None] * (xy_n - xy)
-    ih = mix_hash(hsh, h_n, lid[:, None].expand(-1, k))
+    # identifiers of the crossing points, only where an edge is crossed (at most two per polygon)
+    ch = change.nonzero(as_tuple=True)
+    ih = torch.zeros_like(hsh)
+    ih[ch] = mix_hash(hsh[ch], h_n[ch], lid[ch[0]])
     # augmented cycle: slot 2k is vertex k, slot 2k + 1 the crossing point on edge k (if any);
     # both sides are compacted together: rows [0, p) the part above, [p, 2p) the part below
     axy = torch.stack([xy, ixy], 2).reshape(p, 2 * k, 2).repeat(2, 1, 1)
@@ -173,11 +180,14 @@ def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> tuple[
             torch.stack([valid & (sg <= 0), change], 2).reshape(p, 2 * k),
         ]
     )
-    cnt = keep.sum(1)
+    # kept slots first, in cycle order: each kept slot goes to its rank among the kept ones
+    rank = torch.cumsum(keep, 1)
+    cnt = rank[:, -1]
     kk = int(cnt.max())
-    # kept slots first, in cycle order (keys are unique, so no stable sort is needed)
-    key = torch.where(keep, 0, 2 * k) + torch.arange(2 * k, device=dev)[None]
-    order = torch.sort(key, dim=1).indices[:, :kk]
+    dest = torch.where(keep, rank - 1, 2 * k)
+    order = torch.zeros((2 * p, 2 * k + 1), dtype=torch.int64, device=dev)
+    order.scatter_(1, dest, torch.arange(2 * k, device=dev).expand(2 * p, -1))
+    order = order[:, :kk]
     sl = torch.arange(kk, device=dev)
     order = torch.where(sl[None] < cnt[:, None], order, order[:, :1])  # padding repeats vertex 0
     pxy = torch.gather(axy, 1, order[..., None].expand(-1, -1, 2))
