@@ -72,6 +72,7 @@ __all__ = [
     "time_grid",
     "grid_patterns",
     "run_million",
+    "run_scaling",
     "main",
 ]
 
@@ -84,6 +85,9 @@ CNN_PAD = 2.0
 MILLION_CONFIG = "640x3"
 #: timed grid calls stop once they have used this many seconds (the CNN grid takes about a minute)
 GRID_BUDGET_S = 60.0
+#: the scaling table: these MLPs on the boxes [-s, s]^2 for these half-widths s
+SCALING_CONFIGS = ["100x3", "256x3"]
+SCALING_HALF_WIDTHS = [1.0, 2.0, 4.0]
 #: region counts that must not change (the exact partition is deterministic)
 EXPECTED_REGIONS = {"100x3": 29_577}
 
@@ -275,6 +279,31 @@ def run_million(name: str = MILLION_CONFIG, timeout: float = 3600) -> dict[str, 
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+# ---------------------------------------------------------------------------- scaling
+def run_scaling(
+    configs: Sequence[str] = SCALING_CONFIGS, half_widths: Sequence[float] = SCALING_HALF_WIDTHS, repeats: int = 1
+) -> list[dict[str, Any]]:
+    """Time one network on growing boxes ``[-s, s]^2``: the cost should grow like the region count.
+
+    Within one network every region costs about the same (its polygon, its affine maps through the
+    remaining layers), so regions/s should stay about constant as the box grows; across widths the
+    per-region cost grows with the width^2 multiply-adds of the Linear layers.
+
+    Examples
+    --------
+    >>> rows = run_scaling(["10x5"], [1.0])  # doctest: +SKIP
+    """
+    rows = []
+    for name in configs:
+        model, _ = make_config(name)
+        for s in half_widths:
+            sl = sc.Slice.box((-s, s), (-s, s))
+            _, best, part = time_exact(model, sl, repeats)
+            rows.append({"config": name, "half_width": s, "regions": part.num_regions, "exact_s": best,
+                         "regions_per_s": part.num_regions / best})
+    return rows
+
+
 # ---------------------------------------------------------------------------- main
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -307,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--grid", type=int, default=512, help="grid side of the sampling baseline (default 512)")
     p.add_argument("--million", action="store_true", help=f"also run {MILLION_CONFIG} (>= 1M regions)")
     p.add_argument("--million-config", default=MILLION_CONFIG, help=argparse.SUPPRESS)
+    p.add_argument("--no-scaling", action="store_true", help="skip the growing-box scaling table")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--_million-child", default=None, help=argparse.SUPPRESS)
@@ -353,6 +383,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{million['base_rss_kib'] / 2**20:.2f} |")
         if million["regions"] < 1_000_000:
             failed.append(f"million run made only {million['regions']} regions")
+    scaling = None
+    if not args.no_scaling and not args.quick:
+        scaling = run_scaling(repeats=1)
+        print("\nscaling: the same network on growing boxes [-s, s]^2 (best of 1 after a warm-up)\n")
+        print("| config | box half-width s | regions | exact s | regions/s |")
+        print("|---|--:|--:|--:|--:|")
+        for row in scaling:
+            print(f"| {row['config']} | {row['half_width']:g} | {row['regions']:,} | {row['exact_s']:.3f} | "
+                  f"{row['regions_per_s']:,.0f} |", flush=True)
     # targets
     by = {row["config"]: row for row in rows}
     print("\ntargets:")
@@ -375,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": datetime.date.today().isoformat(), "machine": _machine(), "repeats": repeats,
-                       "grid": args.grid, "rows": rows, "million": million,
+                       "grid": args.grid, "rows": rows, "million": million, "scaling": scaling,
                        "targets": [{"target": t, "met": ok} for t, ok in checks]}, f, indent=1)
     if failed:
         raise AssertionError("; ".join(failed))

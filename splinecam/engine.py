@@ -267,6 +267,7 @@ def run_program(
     budget = int(os.environ.get("SPLINECAM_BUDGET_MB", "24")) * 2**20
     work: list[_Item] = [_Item(0, poly0, {}, [])]
     since_trim = 0
+    total = 0
     with torch.no_grad():
         while work:
             item = work.pop()
@@ -354,12 +355,14 @@ def run_program(
             if bar is not None:
                 bar.update(nreg)
             since_trim += nreg
+            total += nreg
             if since_trim >= 100_000:
                 _release_free_memory()
                 since_trim = 0
     if bar is not None:
         bar.close()
-    _release_free_memory()
+    if total >= 100_000:  # a few ms: worth it only where the heap has grown
+        _release_free_memory()
     poly = Polygons.cat(out_polys)
     codes: list[Any] = []
     for j in range(n_pwl):
