@@ -654,7 +654,14 @@ def prepare_model(
         p = next(iter(list(model.parameters()) + list(model.buffers())), None)
         device = p.device if p is not None else torch.device("cpu")
     device = torch.device(device)
-    copied = copy.deepcopy(model)
+    # tensor attributes made by autograd (an activation cached in ``forward``, the weight of
+    # ``torch.nn.utils.weight_norm``) refuse deepcopy: copy them detached
+    memo: dict[int, Any] = {}
+    for m in model.modules():
+        for v in vars(m).values():
+            if isinstance(v, torch.Tensor) and v.grad_fn is not None and id(v) not in memo:
+                memo[id(v)] = v.detach().clone()
+    copied = copy.deepcopy(model, memo)
     copied.to(device=device, dtype=dtype)
     copied.eval()
     for p in copied.parameters():

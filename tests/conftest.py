@@ -278,7 +278,11 @@ def real_forward(model64: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, list[
 
 
 def float64_copy(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model).double().eval()
+    # tensors made by autograd and kept as attributes (cached activations, old-style weight_norm)
+    # refuse deepcopy: take them detached
+    memo = {id(v): v.detach().clone() for m in model.modules() for v in vars(m).values()
+            if isinstance(v, torch.Tensor) and v.grad_fn is not None}
+    return copy.deepcopy(model, memo).double().eval()
 
 
 # ============================================================================ independent exactness check

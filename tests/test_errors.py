@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -378,3 +380,36 @@ def test_reduction_over_the_batch_axis_is_refused():
     """Regression (found by this suite): h.mean(0) used to mix the regions' affine stacks."""
     with pytest.raises(SplineCamError, match="batch"):
         sc.partition(BatchCentred().eval(), BOX)
+
+
+class _CachesActivation(nn.Module):
+    """Keeps its last hidden activation (made by autograd during training) as a plain attribute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(2, 8)
+        self.l2 = nn.Linear(8, 1)
+        self.last = None
+
+    def forward(self, x):
+        h = torch.relu(self.l1(x))
+        self.last = h
+        return self.l2(h)
+
+
+def test_models_holding_autograd_tensors_are_copied_detached(make_checked_partition):
+    """deepcopy refuses non-leaf tensors; the private copy takes them detached, the user's stay."""
+    torch.manual_seed(0)
+    cached = _CachesActivation()
+    cached(torch.randn(5, 2))  # ``last`` now has a grad_fn
+    cached.eval()
+    last = cached.last
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # old-style weight_norm is deprecated
+        wn = nn.Sequential(nn.utils.weight_norm(nn.Linear(2, 6)), nn.ReLU(), nn.Linear(6, 1)).eval()
+    assert wn[0].weight.grad_fn is not None
+    for model in (cached, wn):
+        before = _snapshot(model)
+        make_checked_partition(model, sc.Slice.box((-2, 2), (-2, 2)))
+        _assert_same(before, model)
+    assert cached.last is last and last.grad_fn is not None

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import importlib.util  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import types  # noqa: E402
 import warnings  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
@@ -136,16 +137,34 @@ def test_log_partition_writes_tensorboard_events(tmp_path):
 
 
 # ============================================================================ Lightning
-@pytest.mark.skipif(not HAS_PL, reason="PyTorch Lightning is not installed (pip install lightning)")
-def test_lightning_callback_records_once_per_step():
+@pytest.fixture(params=["stub", "lightning"])
+def lightning_pl(request, monkeypatch):
+    """``lightning.pytorch``: the real one (skipped when not installed), or a stub with only the
+    ``Callback`` base class, so that the callback's own logic is exercised where Lightning is not
+    installed (CI)."""
+    monkeypatch.setattr(sclight, "_CLASSES", {})  # no class built against the other variant
+    if request.param == "lightning":
+        if not HAS_PL:
+            pytest.skip("PyTorch Lightning is not installed (pip install lightning)")
+        return sclight._import_lightning()
+    top, pl = types.ModuleType("lightning"), types.ModuleType("lightning.pytorch")
+    pl.Callback = type("Callback", (), {})
+    top.pytorch = pl
+    monkeypatch.setitem(sys.modules, "lightning", top)
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", pl)
+    assert sclight._import_lightning() is pl
+    return pl
+
+
+def test_lightning_callback_records_once_per_step(lightning_pl):
     from splinecam.integrations.lightning import SplineCamCallback
 
-    pl = sclight._import_lightning()
+    pl = lightning_pl
     cb = SplineCamCallback(SLICE, every_n_steps=2, log_figure=True)
-    assert isinstance(cb, pl.Callback) and cb.recorder.every == 2
-    module = SimpleNamespace()  # stands in for a LightningModule: `module=` picks the network
-    net = _net(0)
-    cb.module = lambda _m: net
+    assert isinstance(cb, pl.Callback) and isinstance(cb, SplineCamCallback) and cb.recorder.every == 2
+    module = nn.Module()  # stands in for a LightningModule: `module="net"` picks the network
+    module.net = net = _net(0)
+    cb.module = "net"
     logger = SimpleNamespace(experiment=_FakeWriter(), metrics=[])
     logger.log_metrics = lambda metrics, step: logger.metrics.append((step, metrics))
     trainer = SimpleNamespace(global_step=0, is_global_zero=True, loggers=[logger])
@@ -161,6 +180,17 @@ def test_lightning_callback_records_once_per_step():
     trainer.global_step = 6
     cb.on_train_batch_end(trainer, module, None, None, 0)
     assert len(cb.recorder) == 3  # other ranks do not record
+    assert net.training and all(p.grad is None for p in net.parameters())
+    assert cb.state_dict() == {"last_step": 4}
+    cb.load_state_dict({"last_step": 8})
+    trainer.is_global_zero, trainer.global_step = True, 8
+    cb.on_train_batch_end(trainer, module, None, None, 0)  # step 8 was recorded before the restart
+    assert len(cb.recorder) == 3
+    cb.module = lambda m: m.net  # a function of the LightningModule
+    cb.on_train_start(trainer, SimpleNamespace(net=_net(1)))
+    trainer.global_step = 10
+    cb.on_train_batch_end(trainer, SimpleNamespace(net=_net(1)), None, None, 0)
+    assert cb.recorder.steps.tolist() == [0, 2, 4, 10]
     # a recorder can be passed in; its `every` is the default
     rec = Recorder(SLICE, every=7)
     cb2 = SplineCamCallback(recorder=rec)
@@ -172,6 +202,9 @@ def test_lightning_callback_records_once_per_step():
 @pytest.mark.skipif(not HAS_PL, reason="PyTorch Lightning is not installed (pip install lightning)")
 @pytest.mark.skipif(not HAS_TB, reason="tensorboard is not installed (pip install tensorboard)")
 def test_lightning_trainer_fit_with_callback(tmp_path):
+    """A real Trainer: snapshots of the whole LightningModule (attached to the trainer) every 2 steps,
+    logged to TensorBoard, and the training is the same as without the callback (Dropout, shuffling
+    and Adam all depend on the random states and the parameters)."""
     pl = sclight._import_lightning()
     loggers = pytest.importorskip(f"{pl.__name__}.loggers")
     from splinecam.integrations.lightning import SplineCamCallback
@@ -179,7 +212,9 @@ def test_lightning_trainer_fit_with_callback(tmp_path):
     class Module(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.net = _net(2)
+            with torch.random.fork_rng():
+                torch.manual_seed(2)
+                self.net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 2))
 
         def forward(self, x):
             return self.net(x)
@@ -189,32 +224,42 @@ def test_lightning_trainer_fit_with_callback(tmp_path):
             return nn.functional.cross_entropy(self(x), y)
 
         def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
+            return torch.optim.Adam(self.parameters(), lr=0.05)
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 2, generator=g)
     data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
-    loader = torch.utils.data.DataLoader(data, batch_size=16)
-    cb = SplineCamCallback(SLICE, every_n_steps=2, module="net")
-    trainer = pl.Trainer(
-        max_steps=4,
-        accelerator="cpu",
-        devices=1,
-        logger=loggers.TensorBoardLogger(str(tmp_path), name="run"),
-        callbacks=[cb],
-        default_root_dir=str(tmp_path),
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-    )
+
+    def fit(callbacks, name):
+        torch.manual_seed(0)
+        loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=True)
+        trainer = pl.Trainer(
+            max_steps=4,
+            accelerator="cpu",
+            devices=1,
+            logger=loggers.TensorBoardLogger(str(tmp_path), name=name),
+            callbacks=callbacks,
+            default_root_dir=str(tmp_path),
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=1,
+        )
+        module = Module()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(module, loader)
+        return module
+
+    cb = SplineCamCallback(SLICE, every_n_steps=2)  # module=None: the LightningModule itself
     rng = torch.get_rng_state()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(Module(), loader)
+    with_cb = fit([cb], "run")
+    without = fit([], "plain")
+    torch.set_rng_state(rng)
     assert cb.recorder.steps.tolist() == [0, 2, 4]
     assert all(s.partition is not None and s.stats["num_regions"] >= 1 for s in cb.recorder)
+    assert bool(cb.recorder[-1].partition.verify(with_cb.net.eval()))
+    assert all(torch.equal(p, q) for p, q in zip(with_cb.parameters(), without.parameters()))
     tags = _event_tags(tmp_path / "run")
     assert "splinecam/partition" in tags["images"]
     assert "splinecam/num_regions" in tags["scalars"]
-    torch.set_rng_state(rng)

@@ -201,6 +201,68 @@ def test_eval_copy_keeps_tied_parameters_shared():
     assert len(list(c.parameters())) == 2
 
 
+def test_eval_copy_of_a_float64_model_shares_no_storage():
+    """Already float64 (no conversion needed): the copy must still not alias the trained tensors."""
+    model = _net(4, bn=True).double()
+    c = eval_copy(model)
+    for a, b in zip(list(c.parameters()) + list(c.buffers()), list(model.parameters()) + list(model.buffers())):
+        assert a.data_ptr() != b.data_ptr() and torch.equal(a, b)
+    assert model.training and model[0].weight.requires_grad
+
+
+def test_snapshot_of_a_model_holding_autograd_tensors():
+    """A model that caches an activation in forward (a non-leaf tensor, which deepcopy refuses)."""
+
+    class Caching(nn.Sequential):
+        def forward(self, x):
+            self.last = super().forward(x)
+            return self.last
+
+    model = Caching(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 1)).train()
+    model(torch.randn(4, 2)).sum().backward()
+    last = model.last
+    snap = Recorder(SLICE).snapshot(model, 0)
+    assert snap.num_regions > 1 and model.last is last and last.grad_fn is not None
+    assert bool(snap.partition.verify(eval_copy(model)))
+
+
+def test_snapshot_restores_random_states_drawn_while_computing(monkeypatch):
+    """Whatever the engine or the statistics draw from the global generators is undone.
+
+    The engine draws nothing today, so the random draws are injected: without `preserve_rng` around
+    the partition and the statistics, this test fails."""
+    import splinecam.engine as sceng
+
+    calls = []
+    orig_partition, orig_stats = sceng.partition, sc.Partition.statistics
+
+    def draw(tag):
+        calls.append(tag)
+        torch.rand(3), np.random.rand(3), random.random()
+
+    def partition(*args, **kwargs):
+        draw("partition")
+        return orig_partition(*args, **kwargs)
+
+    def statistics(self, *args, **kwargs):
+        draw("statistics")
+        return orig_stats(self, *args, **kwargs)
+
+    monkeypatch.setattr(sceng, "partition", partition)
+    monkeypatch.setattr(sc.Partition, "statistics", statistics)
+    model = _net(5)
+    torch.manual_seed(11)
+    np.random.seed(12)
+    random.seed(13)
+    t, n, p = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    Recorder(SLICE).snapshot(model, 0)
+    partition_copy(model, SLICE)
+    assert calls == ["partition", "statistics", "partition"]
+    assert torch.equal(t, torch.get_rng_state()) and random.getstate() == p
+    m = np.random.get_state()
+    assert n[0] == m[0] and np.array_equal(n[1], m[1]) and n[2:] == m[2:]
+
+
 # ============================================================================ persistence
 def test_save_load_round_trip(tmp_path):
     rec = _recorded(3, every=10)
@@ -216,10 +278,13 @@ def test_save_load_round_trip(tmp_path):
         for name in ("vertices", "region_ptr", "region_vertices", "edges", "edge_regions", "edge_layer"):
             np.testing.assert_array_equal(getattr(pa, name), getattr(pb, name))
         np.testing.assert_array_equal(pa.output_affine[0], pb.output_affine[0])
+        np.testing.assert_array_equal(pa.output_affine[1], pb.output_affine[1])
+        assert len(pa.codes) == len(pb.codes) and all(np.array_equal(x, y) for x, y in zip(pa.codes, pb.codes))
     cols_a, cols_b = rec.statistics(), back.statistics()
     assert cols_a.keys() == cols_b.keys()
     for k in cols_a:
         np.testing.assert_array_equal(cols_a[k], cols_b[k])
+    assert back.animate(tmp_path / "loaded.gif", dpi=20).stat().st_size > 0  # a loaded run makes its movie
     # saving fewer snapshots into the same directory removes the stale files
     rec.snapshots = rec.snapshots[:1]
     rec.save(out)
@@ -281,7 +346,13 @@ def test_animate_gif_frames(tmp_path):
     with Image.open(path) as im:
         assert im.format == "GIF"
         assert im.n_frames == 3
+        assert im.info["duration"] == pytest.approx(250, abs=10)  # fps=4
         size = im.size
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB"), dtype=np.int16))
+    assert all(np.abs(a - b).sum() > 0 for a, b in zip(frames, frames[1:]))  # the geometry changes
     # other colourings, no side panel
     p2 = rec.animate(str(tmp_path / "class.GIF"), color_by="class", side_panel=False, dpi=30, boundary=False)
     with Image.open(p2) as im:
@@ -310,6 +381,57 @@ def test_animate_uses_one_colour_scale(tmp_path, monkeypatch):
         assert norm.vmin == pytest.approx(slopes.min()) and norm.vmax == pytest.approx(slopes.max())
 
 
+def test_animate_frames_share_axes_colour_scale_and_side_panel(tmp_path, monkeypatch):
+    """Look at the figure as each frame is grabbed: the same axes limits and colour limits in every
+    frame, and a side panel with the region count and boundary length over all steps and a marker
+    at the frame's step."""
+    from matplotlib.animation import PillowWriter
+
+    rec = _recorded(3)
+    cols = rec.statistics()
+    frames = []
+    orig = PillowWriter.grab_frame
+
+    def grab(self, **kw):
+        fig = self.fig
+        ax = fig.axes[0]
+        labelled = {a.get_ylabel(): a for a in fig.axes[1:] if a.get_ylabel()}
+        panel = {k: a for k, a in labelled.items() if k in ("number of regions", "decision boundary length")}
+        (cbar,) = [a for k, a in labelled.items() if k.startswith("slope norm")]
+        regions = [c for c in ax.collections if c.get_array() is not None]
+        frames.append({
+            "lims": (ax.get_xlim(), ax.get_ylim()),
+            "norm": (regions[0].norm.vmin, regions[0].norm.vmax),
+            "title": ax.get_title(),
+            "colorbar": cbar.get_ylim(),
+            "panel": {
+                k: ([np.asarray(ln.get_xdata()).tolist() for ln in a.lines],
+                    [np.asarray(ln.get_ydata()).tolist() for ln in a.lines],
+                    a.get_xlim(), a.get_ylim())
+                for k, a in panel.items()
+            },
+        })
+        return orig(self, **kw)
+
+    monkeypatch.setattr(PillowWriter, "grab_frame", grab)
+    rec.animate(tmp_path / "a.gif", dpi=20, title="step {step} loss {loss:.1f}")
+    assert len(frames) == 3
+    slopes = np.concatenate([sc.plot.slope_norms(p) for p in rec.partitions])
+    steps = cols["step"].tolist()
+    for i, f in enumerate(frames):
+        assert f["lims"] == ((-2.0, 2.0), (-2.0, 2.0))
+        assert f["norm"] == pytest.approx((slopes.min(), slopes.max()))
+        assert f["colorbar"] == pytest.approx((slopes.min(), slopes.max()))
+        assert f["title"] == f"step {steps[i]} loss {0.1 * i:.1f}"
+        assert set(f["panel"]) == {"number of regions", "decision boundary length"}
+        for label, key in (("number of regions", "num_regions"), ("decision boundary length", "boundary_length")):
+            xs, ys, xlim, ylim = f["panel"][label]
+            assert xs[0] == steps and ys[0] == pytest.approx(cols[key].tolist())  # the whole curve
+            assert xs[1] == [steps[i]] and ys[1] == pytest.approx([cols[key][i]])  # this frame's marker
+            assert (xlim, ylim) == frames[0]["panel"][label][2:]  # fixed panel axes
+    assert len({f["lims"] for f in frames}) == 1
+
+
 def test_animate_mp4_without_ffmpeg(tmp_path, monkeypatch):
     rec = _recorded(2)
     monkeypatch.setattr(screc, "_ffmpeg_available", lambda: False)
@@ -325,8 +447,8 @@ def test_animate_mp4_without_ffmpeg(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not screc._ffmpeg_available(), reason="ffmpeg is not installed")
 def test_animate_mp4(tmp_path):
-    path = _recorded(2).animate(tmp_path / "run.mp4", dpi=30)
-    assert path.stat().st_size > 0
+    path = _recorded(2).animate(tmp_path / "run.mp4", dpi=33)  # 330 x 145.2 px: odd size for h264
+    assert path.read_bytes()[4:8] == b"ftyp"  # an MP4 (ISO base media) file
 
 
 # ============================================================================ example
