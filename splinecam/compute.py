@@ -24,18 +24,19 @@ from .wrappers import model_wrapper
 
 __all__ = ["get_partitions_with_db"]
 
-_LEGACY_KWARGS = ("fwd_batch_size", "batch_size", "n_workers", "Abw_batch_size")
-
 
 def get_partitions_with_db(
     domain: Any,
     T: Any,
     NN: Any,
+    fwd_batch_size: Any = None,
+    batch_size: Any = None,
+    n_workers: Any = None,
+    Abw_batch_size: Any = None,  # noqa: N803 - the original toolbox's name
     *,
     classes: Any = None,
     progress: bool = False,
     chunk_size: int | None = None,
-    **legacy: Any,
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Linear regions, decision boundary and per-region affine maps of ``NN`` on ``domain``.
 
@@ -50,11 +51,11 @@ def get_partitions_with_db(
         The wrapped model (a bare module is wrapped with ``input_shape=(D,)``).
     classes : optional
         Passed to :meth:`Partition.decision_boundary`.
+    fwd_batch_size, batch_size, n_workers, Abw_batch_size : optional
+        The original's batching settings, in its order (positional or keyword): accepted and ignored
+        (the engine streams regions in chunks of its own; see ``chunk_size``).
     progress, chunk_size :
-        Passed to :func:`splinecam.partition`.
-    **legacy
-        ``fwd_batch_size``, ``batch_size``, ``n_workers``, ``Abw_batch_size`` of the original are
-        accepted and ignored.
+        Passed to :func:`splinecam.partition` (keyword only).
 
     Returns
     -------
@@ -71,9 +72,7 @@ def get_partitions_with_db(
     """
     from .engine import partition
 
-    unknown = sorted(set(legacy) - set(_LEGACY_KWARGS))
-    if unknown:
-        raise TypeError(f"get_partitions_with_db got unexpected keyword arguments {unknown}")
+    del fwd_batch_size, batch_size, n_workers, Abw_batch_size  # the original's batching: not needed
     if not isinstance(NN, model_wrapper):
         if isinstance(NN, torch.nn.Module):
             NN = model_wrapper(NN, T=T)

@@ -137,11 +137,15 @@ class model_wrapper:  # noqa: N801 - the original toolbox's name
 
         return prepare_model(self.model, dtype=self.dtype, device=self.device)
 
-    def verify(self) -> bool:
+    def verify(self, seed: int = 0, eps: float = 1e-5) -> bool:
         """Check that splinecam supports the wrapped model; True, or an exception that says why.
 
         Traces a prepared copy with :func:`splinecam.trace.trace_model` and, when the input shape
         is known, runs it once on a point of the slice to check that the shape fits.
+
+        ``seed`` and ``eps`` (the original's random test point and tolerance) are accepted for its
+        call shape and ignored: nothing is compared numerically here; the exactness check of a
+        computed partition is :meth:`splinecam.Partition.verify`.
 
         Raises
         ------
@@ -152,6 +156,7 @@ class model_wrapper:  # noqa: N801 - the original toolbox's name
         """
         from .trace import trace_model
 
+        del seed, eps
         copy_, dev = self.prepared()
         program = trace_model(copy_)
         if self.input_shape is not None:

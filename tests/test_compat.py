@@ -173,6 +173,7 @@ def test_model_wrapper_verify_and_errors():
     T = sc.utils.get_proj_mat(sc.utils.get_square_slice_from_one_anchor(torch.zeros(1, 6), 1.0, seed=0))
     nn_w = sc.wrappers.model_wrapper(net, input_shape=(6,), T=T, dtype=torch.float64)
     assert nn_w.verify() is True and nn_w.program is not None
+    assert nn_w.verify(seed=3, eps=1e-6) is True and nn_w.verify(0, 1e-5) is True  # the original's call
     assert nn_w.model is net and nn_w.T.shape == (6, 3) and nn_w.input_shape == (6,)
     assert sc.wrappers.model_wrapper(net, T=T).input_shape == (6,)
     # the user's model is untouched
@@ -227,9 +228,13 @@ def test_get_partitions_with_db_matches_partition():
         y = copy.deepcopy(net).double()(x)
     pred = torch.einsum("roi,ri->ro", abw, torch.cat([c, torch.ones(len(c), 1, dtype=c.dtype)], 1))
     np.testing.assert_allclose(pred.numpy(), y.numpy(), rtol=1e-9, atol=1e-9)
-    # a bare module and unknown keywords
+    # a bare module, the original's batching settings given positionally, and unknown keywords
     regions2, _, _ = sc.compute.get_partitions_with_db(dom, T, net)
     assert len(regions2) == len(regions)
+    regions3, db3, _ = sc.compute.get_partitions_with_db(dom, T, NN, 1024, 128, 2, 16)
+    assert len(regions3) == len(regions) and torch.equal(db3, db)
+    with pytest.raises(TypeError):
+        sc.compute.get_partitions_with_db(dom, T, NN, 1024, 128, 2, 16, 0)
     with pytest.raises(TypeError, match="unexpected"):
         sc.compute.get_partitions_with_db(dom, T, NN, nonsense=1)
 
@@ -307,3 +312,56 @@ def test_visualize_cnn_random_example(tmp_path):
     stats = sc.utils.get_region_statistics(out_cyc)
     assert stats["nregions"] == part.num_regions
     assert part.statistics()["num_regions"] == part.num_regions
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_original_scripts_random_projection_and_polytope(kind, tmp_path):
+    """The original scripts' own slice: ``T = torch.randn(D, 2)`` (no centre column, not orthonormal)
+    and a random convex polytope ``create_polytope_2d(scale=1, seed=10)`` in slice coordinates
+    (``+ 2`` for the CNN), then ``plot_partition`` with limits from the polytope (0-d arrays)."""
+    torch.manual_seed(2)
+    if kind == "mlp":
+        act = torch.nn.LeakyReLU(0.03)
+        layers = [torch.nn.Linear(10, 21), act]
+        for w in range(21, 24):
+            layers += [torch.nn.Linear(w, w + 1), torch.nn.BatchNorm1d(w + 1), act]
+        model = torch.nn.Sequential(*layers, torch.nn.Linear(24, 1))
+        shape, shift = (10,), 0.0
+        NN = sc.wrappers.model_wrapper(model.eval().double(), T=torch.randn(10, 2), dtype=torch.float64)
+    else:
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 5, stride=2, padding=2, bias=False), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+            torch.nn.Conv2d(4, 4, 5, stride=2, padding=2, bias=False), torch.nn.ReLU(), torch.nn.Flatten(),
+            torch.nn.Linear(4 * 4 * 4, 12), torch.nn.Linear(12, 10),
+        )
+        shape, shift = (3, 16, 16), 2.0
+        NN = sc.wrappers.model_wrapper(
+            model.eval().double(), input_shape=shape, T=torch.randn(3 * 16 * 16, 2), dtype=torch.float64
+        )
+    assert NN.verify()
+    poly = torch.from_numpy(sc.utils.create_polytope_2d(scale=1, seed=10) + shift).to(torch.float64)
+    regions, db, Abw = sc.compute.get_partitions_with_db(poly, NN.T, NN)
+    part = NN.last_partition
+    assert len(regions) == part.num_regions > 1
+    # the domain is the polytope itself, in slice coordinates, and the regions tile it
+    assert sum(sc.utils.region_area_2d(r).item() for r in regions) == pytest.approx(
+        sc.utils.region_area_2d(poly), rel=1e-9
+    )
+    np.testing.assert_allclose(part.slice.origin.reshape(-1), 0.0)
+    # Abw[r] @ [u, 1] is the model at x = T @ u (the original's (D, 2) projection, no offset)
+    c = torch.from_numpy(part.centroids())
+    x = (c @ NN.T.T).reshape(-1, *shape)
+    with torch.no_grad():
+        y = model(x)
+    pred = torch.einsum("roi,ri->ro", Abw, torch.cat([c, torch.ones(len(c), 1, dtype=c.dtype)], 1))
+    np.testing.assert_allclose(pred.numpy(), y.numpy(), rtol=1e-9, atol=1e-9)
+    assert db.ndim == 3 and db.shape[1:] == (2, 2)
+    assert part.verify(model).ok
+    art = sc.plot.plot_partition(
+        regions, xlims=[poly[:, 0].cpu().min().numpy(), poly[:, 0].cpu().max().numpy()],
+        ylims=[poly[:, 1].cpu().min().numpy(), poly[:, 1].cpu().max().numpy()], color_range=[0.4, 0.8],
+    )
+    assert len(art.regions.get_paths()) == part.num_regions
+    assert art.ax.get_xlim() == pytest.approx((poly[:, 0].min().item(), poly[:, 0].max().item()))
+    plt.savefig(tmp_path / f"{kind}_visualize.png", transparent=True, bbox_inches=0, pad_inches=0)
+    assert (tmp_path / f"{kind}_visualize.png").stat().st_size > 0

@@ -76,6 +76,24 @@ def test_every_example_is_tested():
     assert found == sorted(OUTPUTS), "add new examples to OUTPUTS in tests/test_examples.py"
 
 
+def test_readme_and_gallery_list_every_example():
+    """README lists every example and shows a picture; the gallery shows each example's picture."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    gallery = (ROOT / "docs" / "gallery.md").read_text(encoding="utf-8")
+    shown = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", readme)
+    assert shown and all((ROOT / s).is_file() for s in shown), shown
+    images = set(re.findall(r"!\[[^\]]*\]\(images/([^)\s]+)\)", gallery))
+    for name, files in OUTPUTS.items():
+        assert f"examples/{name}.py" in readme, f"README does not list examples/{name}.py"
+        assert f"examples/{name}.py" in gallery, f"docs/gallery.md does not describe examples/{name}.py"
+        for f in files:
+            assert f in images, f"docs/gallery.md does not show {f}"
+            with Image.open(ROOT / "docs" / "images" / f) as im:
+                assert min(im.size) >= 150, f"docs/images/{f} is only {im.size}"
+
+
 @pytest.mark.parametrize("name", sorted(OUTPUTS))
 def test_example_conventions(name):
     """A module docstring that says how to run it, --fast and --out, and a main(argv=None)."""

@@ -126,6 +126,19 @@ def test_continuous_colourings(part, ax, color_by):
         np.testing.assert_allclose(pc.get_array(), expect)
     if color_by == "layer":
         np.testing.assert_array_equal(pc.get_array(), scp.region_layers(part))
+    if color_by == "area":
+        # log scale: the norm is logarithmic and spans the region areas
+        assert isinstance(pc.norm, matplotlib.colors.LogNorm)
+        areas = np.abs(part.areas())
+        np.testing.assert_allclose(pc.get_array(), areas)
+        assert pc.norm.vmin == pytest.approx(areas.min()) and pc.norm.vmax == pytest.approx(areas.max())
+        assert isinstance(art.colorbar.norm, matplotlib.colors.LogNorm)
+
+
+def test_default_colouring_is_slope(part, ax):
+    art = part.plot(ax=ax)
+    np.testing.assert_allclose(art.regions.get_array(), scp.slope_norms(part))
+    assert art.colorbar is not None and isinstance(art.boundary, LineCollection)
 
 
 @pytest.mark.parametrize("color_by", ["class", "random"])
@@ -288,10 +301,29 @@ def test_original_call_shape(part):
 
 
 # ----------------------------------------------------------------------------- surface and image
-def test_plot_surface(part):
+def test_plot_surface(part, monkeypatch):
+    from mpl_toolkits.mplot3d import art3d
+
+    made = []
+
+    class Spy(art3d.Poly3DCollection):
+        def __init__(self, verts, *args, **kwargs):
+            made.append([np.asarray(v, dtype=float) for v in verts])
+            super().__init__(verts, *args, **kwargs)
+
+    monkeypatch.setattr(art3d, "Poly3DCollection", Spy)
     fig = plt.figure()
     ax = fig.add_subplot(projection="3d")
     art = scp.plot_surface(part, output=1, ax=ax)
+    assert isinstance(art.regions, Spy) and len(made) == 1 and len(made[0]) == part.num_regions
+    # exact and piecewise planar: each facet is its region's polygon lifted to the network's output,
+    # checked against the real model at the vertices (where the piecewise-affine output is continuous)
+    net = _mlp(0).double()
+    for facet, poly in zip(made[0], part.polygons()):
+        np.testing.assert_allclose(facet[: len(poly), :2], poly)
+        with torch.no_grad():
+            ref = net(torch.as_tensor(poly)).numpy()[:, 1]
+        np.testing.assert_allclose(facet[: len(poly), 2], ref, rtol=1e-9, atol=1e-9)
     assert len(art.regions.get_facecolor()) == part.num_regions
     poly, _ = part.padded_polygons()
     a, b = part.output_affine
@@ -346,3 +378,13 @@ def test_hundred_thousand_regions_plot_fast(tmp_path):
     assert len(art.regions.get_paths()) == g.num_regions
     assert len(art.edges.get_segments()) == int((g.edge_layer >= 0).sum())
     assert dt < 30, f"plotting 100k regions took {dt:.1f} s"
+    # the original toolbox's call on the same 100k polygons (closed, as get_partitions_with_db returns them)
+    squares, _ = g.padded_polygons()
+    polys = np.concatenate([squares, squares[:, :1]], 1)
+    fig2, ax2 = plt.subplots(figsize=(4, 4))
+    t0 = time.perf_counter()
+    art2 = scp.plot_partition(list(polys), ax2)
+    fig2.savefig(tmp_path / "big_original.png", dpi=40)
+    dt2 = time.perf_counter() - t0
+    assert len(art2.regions.get_paths()) == g.num_regions
+    assert dt2 < 30, f"plot_partition(list of 100k polygons) took {dt2:.1f} s"
