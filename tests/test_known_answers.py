@@ -68,8 +68,9 @@ def test_random_line_arrangement_region_count(seed, make_one_layer, make_checked
     assert part.num_regions == 1 + len(crossing) + inside
 
 
-@pytest.mark.parametrize(("m", "n"), [(1, 1), (3, 2), (5, 7)])
+@pytest.mark.parametrize(("m", "n"), [(1, 1), (3, 2), (5, 7), (60, 45)])
 def test_grid_of_axis_parallel_lines(m, n, make_one_layer, make_checked_partition):
+    # (60, 45): units sorted by offset, the worst order for cutting one line after the other
     xs = np.linspace(-HALF, HALF, m + 2)[1:-1]
     ys = np.linspace(-HALF, HALF, n + 2)[1:-1]
     w = np.concatenate([np.tile([1.0, 0.0], (m, 1)), np.tile([0.0, -2.0], (n, 1))])
