@@ -41,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -734,9 +735,14 @@ def _check_outputs(part: Any, what: str) -> int:
 
 
 def _as_int(x: Any, name: str) -> int:
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-        raise BoundaryError(f"{name} must be an integer, got {x!r} ({type(x).__name__})")
-    return int(x)
+    """An index given as a Python, NumPy or one-element integer torch value (never a bool or float)."""
+    bad = isinstance(x, (bool, np.bool_)) or "bool" in str(getattr(x, "dtype", ""))
+    if not bad:
+        try:
+            return operator.index(x)
+        except TypeError:
+            pass
+    raise BoundaryError(f"{name} must be an integer, got {x!r} ({type(x).__name__})")
 
 
 def _as_finite(x: Any, name: str) -> float:

@@ -320,6 +320,41 @@ def test_closed_triangle_on_region_edges():
     assert area == pytest.approx(3 * np.sqrt(3), rel=1e-12)
 
 
+def test_three_classes_meet_in_three_rays():
+    # f_c = w_c . (x, y) with unit w_c at 30, 150, 270 degrees, x and y made by relu(+-x), relu(+-y):
+    # the argmax boundary is three rays from the origin (the 0|1 ray on the region edge x = 0), not
+    # the three whole lines f_i = f_j that the original toolbox returned
+    ang = np.deg2rad([30, 150, 270])
+    w = np.stack([np.cos(ang), np.sin(ang)], 1)
+    net = hand(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 3),
+               weights=[([[1, 0], [-1, 0], [0, 1], [0, -1]], [0, 0, 0, 0]),
+                        (w @ np.array([[1.0, -1, 0, 0], [0, 0, 1, -1]]), [0, 0, 0])])
+    box = sc.Slice.box(xlim=(-2, 2), ylim=(-2, 2))
+    part = sc.partition(net, box)
+    db = part.decision_boundary()
+    ends = {(0, 1): [0, 2], (0, 2): [2, -2 / np.sqrt(3)], (1, 2): [-2, -2 / np.sqrt(3)]}
+    assert db.length == pytest.approx(2 + 2 * np.hypot(2, 2 / np.sqrt(3)), rel=1e-12)
+    assert db.num_components == 1 and len(db.polylines) == 3 and not db.closed.any()
+    assert {tuple(c) for c in db.classes.tolist()} == set(ends)
+    assert (db.edges[(db.classes == [0, 1]).all(1)] >= 0).all()  # the 0|1 ray runs along x = 0
+    for pl in db.polylines:  # every polyline is one ray: from the junction to the border, or back
+        a, b = (pl[0], pl[-1]) if np.abs(pl[0]).max() < 1e-12 else (pl[-1], pl[0])
+        np.testing.assert_allclose(a, 0, atol=1e-12)
+        assert min(np.abs(b - e).max() for e in ends.values()) <= 1e-12
+    long = db.lengths > 1e-9
+    m, n = db.midpoints()[long], db.normals()[long]
+    np.testing.assert_array_equal(labels(model_out(net, box, m - 1e-7 * n)), db.classes[long, 0])
+    np.testing.assert_array_equal(labels(model_out(net, box, m + 1e-7 * n)), db.classes[long, 1])
+    for (i, j), e in ends.items():
+        sub = part.decision_boundary(classes=(j, i))
+        assert sub.length == pytest.approx(np.hypot(*e), rel=1e-12) and sub.num_components == 1
+        np.testing.assert_allclose(np.sort(np.abs(sub.polylines[0]).max(1)), [0, np.abs(e).max()], atol=1e-12)
+    # away from the junction one class wins everywhere: an empty boundary, not an error
+    far = sc.partition(net, sc.Slice.box(xlim=(5, 7), ylim=(5, 7))).decision_boundary()
+    assert isinstance(far, DecisionBoundary) and far.kind == "argmax"
+    assert len(far) == 0 and far.length == 0.0 and far.polylines == [] and far.num_components == 0
+
+
 def test_diamond_level_set():
     net = hand(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1),
                weights=[([[1, 0], [-1, 0], [0, 1], [0, -1]], [0, 0, 0, 0]), ([[1, 1, 1, 1]], [0])])
@@ -400,6 +435,9 @@ def part3():
         (dict(classes=(0, 1, 2)), r"pair"),
         (dict(classes=5), r"pair"),
         (dict(classes=(0.0, 1)), r"integer"),
+        (dict(classes=(True, 2)), r"integer"),
+        (dict(classes=(torch.tensor(1.0), 2)), r"integer"),
+        (dict(classes=(torch.tensor(True), 2)), r"integer"),
         (dict(threshold=0.5), r"threshold.*one output"),
         (dict(threshold=float("nan")), r"threshold.*finite"),
     ],
@@ -418,6 +456,16 @@ def test_bad_decision_boundary_arguments(part3, kwargs, match):
 def test_bad_level_set_arguments(part3, kwargs, match):
     with pytest.raises(BoundaryError, match=match):
         part3.level_set(**kwargs)
+
+
+def test_integer_indices_of_numpy_and_torch(part3):
+    ref = part3.decision_boundary(classes=(1, 2))
+    assert len(ref) > 0
+    for classes in [(np.int64(2), np.int32(1)), np.array([1, 2]), torch.tensor([2, 1]), (torch.tensor(1), 2)]:
+        np.testing.assert_array_equal(part3.decision_boundary(classes=classes).segments, ref.segments)
+    ls = part3.level_set(output=2, value=0.1)
+    for k in (np.int64(2), torch.tensor(2)):
+        np.testing.assert_array_equal(part3.level_set(output=k, value=0.1).segments, ls.segments)
 
 
 def test_one_output_class_range():

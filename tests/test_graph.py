@@ -106,10 +106,14 @@ def test_networkx_regions(case):
     np.testing.assert_array_equal(argmax, model_labels(net, slc, cen))
     nverts = [G.nodes[r]["num_vertices"] for r in range(part.num_regions)]
     np.testing.assert_array_equal(nverts, np.diff(part.region_ptr))
+    planar = graph_arrays(part, "planar").edge_attrs
     for e in np.flatnonzero(inner):
         left, right = part.edge_regions[e]
         d = G.edges[left, right]
         assert d["id"] == e and (d["layer"], d["unit"]) == (part.edge_layer[e], part.edge_unit[e])
+        assert d["boundary"] == planar["boundary"][e]
+        assert d["length"] == pytest.approx(np.hypot(*(part.vertices[part.edges[e, 1]] - part.vertices[part.edges[e, 0]])))
+    assert G.graph == {"kind": "regions", "num_regions": part.num_regions, "num_outputs": part.num_outputs}
     assert nx_connected(G)
 
 
