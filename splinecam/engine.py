@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -523,24 +522,15 @@ def _add_sparse_rows(
 ) -> None:
     """``z[3 c + r] += dy[i, r] * wt[unit[i]]`` for every entry ``i`` of child ``c = child[i]``.
 
-    ``child`` must be sorted. Done as one sparse (CSR) times dense product.
+    In place, as one ``index_add_`` of the entries' outer products (a child has about one entry per
+    layer: measured faster than a sparse CSR times dense product, which also allocates its result).
     """
-    dev = z.device
-    n = wt.shape[0]
-    cnt = torch.bincount(child, minlength=cn)
-    start = torch.cumsum(cnt, 0) - cnt
-    rcnt = cnt.repeat_interleave(3)
-    crow = torch.zeros(3 * cn + 1, dtype=torch.int64, device=dev)
-    crow[1:] = torch.cumsum(rcnt, 0)
-    tot = int(crow[-1])
-    row = torch.repeat_interleave(torch.arange(3 * cn, device=dev), rcnt)
-    entry = start[row // 3] + torch.arange(tot, device=dev) - crow[row]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
-        s = torch.sparse_csr_tensor(
-            crow, unit[entry], dy[entry, row % 3], (3 * cn, n), dtype=z.dtype, device=dev, check_invariants=False
-        )
-        z += s @ wt
+    n_out = wt.shape[1]
+    if n_out == 1:
+        z.view(cn, 3).index_add_(0, child, dy * wt[unit])
+        return
+    src = (dy[:, :, None] * wt[unit][:, None, :]).reshape(-1, 3 * n_out)
+    z.view(cn, 3 * n_out).index_add_(0, child, src)
 
 
 def _cut_layer(
