@@ -49,7 +49,12 @@ def mix_hash(a: torch.Tensor, b: torch.Tensor, lid: torch.Tensor) -> torch.Tenso
     """Identifier of the vertex made by line ``lid`` on the edge between vertices ``a`` and ``b``."""
     lo = torch.minimum(a, b)
     hi = torch.maximum(a, b)
-    return _fmix(_fmix(lo * _K1 + _K3) ^ (hi * _K2) ^ _fmix(lid * _K3 + 12345))
+    # one finaliser over a wrapping linear combination: ``lo`` and ``hi`` are themselves mixed
+    # 64-bit identifiers, so distinct triples collide with probability about 2^-64 (a collision
+    # would be caught when the partition is built: one identifier, two different points)
+    x = lo * _K1
+    x.add_(hi * _K2).add_(lid * _K3 + 12345)
+    return _fmix(x)
 
 
 @dataclass
