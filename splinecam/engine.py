@@ -547,6 +547,7 @@ def _cut_layer(
     c = pre[:, 0]
     a0 = pre[:, 1]
     a1 = pre[:, 2]
+    coef = pre.transpose(1, 2)  # (P, n, 3): one gather fetches a line's three coefficients
     # candidate lines: those crossing the polygon's bounding box strictly (interval arithmetic:
     # |value at the box centre| < half-spread over the box). This is a superset of the lines that
     # really cross (some vertex above the tolerance, some below), which are then tested exactly on
@@ -570,9 +571,10 @@ def _cut_layer(
         # exact test on the candidate pairs: some vertex strictly above and some strictly below
         pp, ll = pairs[:, 0], pairs[:, 1]
         uu = ll // m if m > 1 else ll
-        cl = c[pp, uu] - (bps[ll % m] if m > 1 else bps[0])
-        al0 = a0[pp, uu]
-        al1 = a1[pp, uu]
+        g3 = coef[pp, uu]
+        cl = g3[:, 0] - (bps[ll % m] if m > 1 else bps[0])
+        al0 = g3[:, 1]
+        al1 = g3[:, 2]
         tl = EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
         xy = poly.xy[pp]
         v = cl[:, None] + xy[..., 0] * al0[:, None] + xy[..., 1] * al1[:, None]
@@ -616,9 +618,10 @@ def _cut_layer(
         line = lst[lptr]
         unit = line // m if m > 1 else line
         bsel = line % m if m > 1 else torch.zeros_like(line)
-        cl = c[owner, unit] - bps[bsel]
-        al0 = a0[owner, unit]
-        al1 = a1[owner, unit]
+        g3 = coef[owner, unit]
+        cl = g3[:, 0] - bps[bsel]
+        al0 = g3[:, 1]
+        al1 = g3[:, 2]
         tl = EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
         pieces, src = split_by_lines(act, cl, al0, al1, tl, line + line_offset)
         owner = owner[src]
@@ -635,9 +638,10 @@ def _cut_layer(
         cand = lst[(lptr[src] + 1 - first)[child] + torch.arange(tot, device=dev)]
         own = owner[child]
         cu = cand // m if m > 1 else cand
-        cc = c[own, cu] - (bps[cand % m] if m > 1 else bps[0])
-        ca0 = a0[own, cu]
-        ca1 = a1[own, cu]
+        g3 = coef[own, cu]
+        cc = g3[:, 0] - (bps[cand % m] if m > 1 else bps[0])
+        ca0 = g3[:, 1]
+        ca1 = g3[:, 2]
         ct = EPS * (cc.abs() + (ca0.abs() + ca1.abs()) * radius)
         xy = pieces.xy[child]
         v = cc[:, None] + xy[..., 0] * ca0[:, None] + xy[..., 1] * ca1[:, None]
