@@ -8,9 +8,10 @@ from the derivative rows. Convolutions therefore never become dense matrices, an
 module works with no special code.
 
 At a piecewise-linear step, each unit whose breakpoint line ``f_j(u) = t`` crosses a region's polygon
-cuts it (:func:`splinecam.geometry.split_by_lines`). Cuts are applied per layer with a worklist: a
-region's pieces only look at the units that crossed the region itself, in unit order. The pieces get
-their codes (from their interior), and the next steps see the masked affine maps.
+cuts it (:func:`splinecam.geometry.split_by_lines`). Cuts are applied per layer with conflict lists:
+every piece keeps the lines of its region that still cross it, and is cut by the first of them in
+one fixed pseudo-random order of the layer's line ids (see :func:`_cut_layer`). The pieces get their
+codes (from their interior), and the next steps see the masked affine maps.
 
 Regions are independent once made, so the engine streams them depth-first through the remaining
 steps in chunks of bounded size: memory stays bounded by ``depth x chunk`` whatever the region count.
