@@ -465,7 +465,6 @@ def _linear_post(
     q = pos + 1
     p, _, n = pre.shape
     dev = pre.device
-    ar = torch.arange(n, device=dev)
     ctr = poly.centroids()
     val = torch.addcmul(torch.addcmul(pre[:, 0], ctr[:, :1], pre[:, 1]), ctr[:, 1:], pre[:, 2])
     on = val > bps[0]
@@ -475,6 +474,7 @@ def _linear_post(
         y = pre.masked_fill(~on[:, None, :], 0.0)
     else:
         bl = base.long()
+        ar = torch.arange(n, device=dev)
         y = pre * slopes[bl, ar][:, None, :]
         if has_inter:
             y[:, 0] += inter[bl, ar]
@@ -571,16 +571,7 @@ def _cut_layer(
     if pairs.shape[0]:
         # exact test on the candidate pairs: some vertex strictly above and some strictly below
         pp, ll = pairs[:, 0], pairs[:, 1]
-        uu = ll // m if m > 1 else ll
-        g3 = coef[pp, uu]
-        cl = g3[:, 0] - (bps[ll % m] if m > 1 else bps[0])
-        al0 = g3[:, 1]
-        al1 = g3[:, 2]
-        tl = EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
-        xy = poly.xy[pp]
-        v = cl[:, None] + xy[..., 0] * al0[:, None] + xy[..., 1] * al1[:, None]
-        real = (v > tl[:, None]).any(1) & (v < -tl[:, None]).any(1)
-        pairs = pairs[real]
+        pairs = pairs[_crosses(poly.xy[pp], *_line_coefs(coef, bps, radius, pp, ll))]
     pp, ll = pairs[:, 0], pairs[:, 1]
     if pairs.shape[0] > 1:
         # each region's lines in one fixed pseudo-random order of the layer's line ids (see below)
@@ -617,14 +608,7 @@ def _cut_layer(
     while len(owner):
         lptr = torch.cumsum(lcnt, 0) - lcnt
         line = lst[lptr]
-        unit = line // m if m > 1 else line
-        bsel = line % m if m > 1 else torch.zeros_like(line)
-        g3 = coef[owner, unit]
-        cl = g3[:, 0] - bps[bsel]
-        al0 = g3[:, 1]
-        al1 = g3[:, 2]
-        tl = EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
-        pieces, src = split_by_lines(act, cl, al0, al1, tl, line + line_offset)
+        pieces, src = split_by_lines(act, *_line_coefs(coef, bps, radius, owner, line), line + line_offset)
         owner = owner[src]
         # candidate lines of each piece: the rest of its source's list
         rest = lcnt[src] - 1
@@ -637,16 +621,7 @@ def _cut_layer(
         child = torch.repeat_interleave(torch.arange(npc, device=dev), rest)
         first = torch.cumsum(rest, 0) - rest
         cand = lst[(lptr[src] + 1 - first)[child] + torch.arange(tot, device=dev)]
-        own = owner[child]
-        cu = cand // m if m > 1 else cand
-        g3 = coef[own, cu]
-        cc = g3[:, 0] - (bps[cand % m] if m > 1 else bps[0])
-        ca0 = g3[:, 1]
-        ca1 = g3[:, 2]
-        ct = EPS * (cc.abs() + (ca0.abs() + ca1.abs()) * radius)
-        xy = pieces.xy[child]
-        v = cc[:, None] + xy[..., 0] * ca0[:, None] + xy[..., 1] * ca1[:, None]
-        real = (v > ct[:, None]).any(1) & (v < -ct[:, None]).any(1)
+        real = _crosses(pieces.xy[child], *_line_coefs(coef, bps, radius, owner[child], cand))
         lst = cand[real]
         lcnt = torch.bincount(child[real], minlength=npc)
         fin = lcnt == 0
@@ -661,6 +636,29 @@ def _cut_layer(
         else:
             act = pieces
     return Polygons.cat(done_polys), torch.cat(done_owner), ptr, ll
+
+
+def _line_coefs(
+    coef: torch.Tensor, bps: torch.Tensor, radius: float, region: torch.Tensor, line: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(c, a0, a1, tol)`` of the lines ``c + a0 x + a1 y = 0`` (layer-local ids ``line``, i.e.
+    ``unit * breakpoints + k``) on the regions ``region``; ``coef`` is the ``(P, units, 3)`` view of
+    the pre-activation stack. ``tol`` is the on-the-line tolerance of :mod:`splinecam.geometry`."""
+    m = bps.numel()
+    g3 = coef[region, line // m if m > 1 else line]
+    cl = g3[:, 0] - (bps[line % m] if m > 1 else bps[0])
+    al0 = g3[:, 1]
+    al1 = g3[:, 2]
+    return cl, al0, al1, EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
+
+
+def _crosses(
+    xy: torch.Tensor, cl: torch.Tensor, al0: torch.Tensor, al1: torch.Tensor, tl: torch.Tensor
+) -> torch.Tensor:
+    """Whether each line really crosses its polygon ``xy`` ``(N, K, 2)``: some vertex strictly above
+    and some strictly below it by more than the tolerance (the test :func:`split_by_lines` makes)."""
+    v = cl[:, None] + xy[..., 0] * al0[:, None] + xy[..., 1] * al1[:, None]
+    return (v > tl[:, None]).any(1) & (v < -tl[:, None]).any(1)
 
 
 _RANKS: dict[tuple[int, str], torch.Tensor] = {}

@@ -48,6 +48,7 @@ import torch.nn as nn
 from .errors import SplineCamError
 from .result import Partition
 from .slice import Slice
+from .trace import autograd_attributes
 
 __all__ = [
     "Recorder",
@@ -150,13 +151,9 @@ def eval_copy(model: nn.Module, dtype: torch.dtype = torch.float64, device: Any 
         for b in model.buffers():
             if id(b) not in memo:
                 memo[id(b)] = conv(b)
-        # plain tensor attributes made by autograd (an activation cached in forward during training,
-        # the weight of torch.nn.utils.weight_norm): deepcopy refuses non-leaf tensors, so copy them
-        # detached, like the parameters
-        for m in model.modules():
-            for v in vars(m).values():
-                if isinstance(v, torch.Tensor) and v.grad_fn is not None and id(v) not in memo:
-                    memo[id(v)] = conv(v)
+        for v in autograd_attributes(model):  # deepcopy refuses them: detached, like the parameters
+            if id(v) not in memo:
+                memo[id(v)] = conv(v)
         out = copy.deepcopy(model, memo)
     return out.eval()
 

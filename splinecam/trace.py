@@ -623,6 +623,20 @@ def trace_model(model: nn.Module) -> Program:
 
 
 # --------------------------------------------------------------------------- model preparation
+def autograd_attributes(model: nn.Module) -> list[torch.Tensor]:
+    """Plain tensor attributes of ``model``'s modules that autograd made (non-leaf tensors).
+
+    An activation cached in ``forward`` during training, or the weight of the old-style
+    ``torch.nn.utils.weight_norm``: ``copy.deepcopy`` refuses them, so copies take them detached.
+    """
+    seen: dict[int, torch.Tensor] = {}
+    for m in model.modules():
+        for v in vars(m).values():
+            if isinstance(v, torch.Tensor) and v.grad_fn is not None:
+                seen.setdefault(id(v), v)
+    return list(seen.values())
+
+
 def prepare_model(
     model: nn.Module, dtype: torch.dtype = torch.float64, device: Any = None
 ) -> tuple[nn.Module, torch.device]:
@@ -654,13 +668,7 @@ def prepare_model(
         p = next(iter(list(model.parameters()) + list(model.buffers())), None)
         device = p.device if p is not None else torch.device("cpu")
     device = torch.device(device)
-    # tensor attributes made by autograd (an activation cached in ``forward``, the weight of
-    # ``torch.nn.utils.weight_norm``) refuse deepcopy: copy them detached
-    memo: dict[int, Any] = {}
-    for m in model.modules():
-        for v in vars(m).values():
-            if isinstance(v, torch.Tensor) and v.grad_fn is not None and id(v) not in memo:
-                memo[id(v)] = v.detach().clone()
+    memo = {id(v): v.detach().clone() for v in autograd_attributes(model)}
     copied = copy.deepcopy(model, memo)
     copied.to(device=device, dtype=dtype)
     copied.eval()
