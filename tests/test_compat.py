@@ -345,7 +345,7 @@ def test_original_scripts_random_projection_and_polytope(kind, tmp_path):
     assert len(regions) == part.num_regions > 1
     # the domain is the polytope itself, in slice coordinates, and the regions tile it
     assert sum(sc.utils.region_area_2d(r).item() for r in regions) == pytest.approx(
-        sc.utils.region_area_2d(poly), rel=1e-9
+        sc.utils.region_area_2d(poly).item(), rel=1e-9
     )
     np.testing.assert_allclose(part.slice.origin.reshape(-1), 0.0)
     # Abw[r] @ [u, 1] is the model at x = T @ u (the original's (D, 2) projection, no offset)
