@@ -306,8 +306,12 @@ def run_program(
                     # guarantees their shapes are known here)
                     off = sum(int(np.prod(unit_shapes[j])) * nbps[j] for j in range(li))
                     line_offsets[li] = off
-                    new_poly, parent, cptr, cline = _cut_layer(poly, pre, tables[pos][0], radius, off)
                     lin = _linear_after(program, pos, ushape, nbps[li])
+                    # every unit's value at each polygon's bounding-box centre (the cut's candidate
+                    # filter) and at its vertex mean (the codes of the sparse Linear path), from one
+                    # batched product that reads the affine stack once
+                    pv = _values_at(pre, _probe_points(poly, with_centroid=lin is not None))
+                    new_poly, parent, cptr, cline = _cut_layer(poly, pre, tables[pos][0], radius, off, pv[:, 0])
                     nnew = len(new_poly)
                     if lin is not None:
                         # sparse updates pay off when few units cross each region (always but at
@@ -328,7 +332,7 @@ def run_program(
                         post_fn = _make_post(pos, step, tables[pos])
                         cenv, nxt = env, pos + 1
                     else:
-                        post_fn, cenv = _linear_post(program, pos, lin, poly, pre, tables[pos], cptr, cline, env)
+                        post_fn, cenv = _linear_post(program, pos, lin, pv[:, 1], pre, tables[pos], cptr, cline, env)
                         nxt = pos + 2
                     for st in reversed(starts):
                         sl = slice(st, min(st + chunk, nnew))
@@ -445,7 +449,7 @@ def _linear_post(
     program: Program,
     pos: int,
     lin: nn.Linear,
-    poly: Polygons,
+    val: torch.Tensor,
     pre: torch.Tensor,
     table: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     cptr: torch.Tensor,
@@ -465,22 +469,24 @@ def _linear_post(
     q = pos + 1
     p, _, n = pre.shape
     dev = pre.device
-    ctr = poly.centroids()
-    val = torch.addcmul(torch.addcmul(pre[:, 0], ctr[:, :1], pre[:, 1]), ctr[:, 1:], pre[:, 2])
-    on = val > bps[0]
+    on = val > bps[0]  # ``val``: every unit at each parent's vertex mean
     base = on.to(torch.int8)
     has_inter = bool((inter != 0).any())
+    w = lin.weight
     if step.pwl is not None and step.pwl.kind == "relu":
-        y = pre.masked_fill(~on[:, None, :], 0.0)
+        gain = on.to(pre.dtype)  # (P, n) slope of every unit
     else:
         bl = base.long()
-        ar = torch.arange(n, device=dev)
-        y = pre * slopes[bl, ar][:, None, :]
-        if has_inter:
-            y[:, 0] += inter[bl, ar]
-    w = lin.weight
-    z = torch.nn.functional.linear(y.reshape(3 * p, n), w).reshape(p, 3, -1)
-    del y
+        gain = slopes[bl, torch.arange(n, device=dev)]
+    n_out = w.shape[0]
+    if n_out <= 4:
+        # few outputs (a classifier head): one batched product with the per-region scaled weights,
+        # without writing the masked stack
+        z = torch.bmm(pre, gain[:, :, None] * w.t()[None])
+    else:
+        z = torch.nn.functional.linear((pre * gain[:, None, :]).reshape(3 * p, n), w).reshape(p, 3, -1)
+    if has_inter:
+        z[:, 0] += torch.nn.functional.linear(inter[base.long(), torch.arange(n, device=dev)], w)
     if lin.bias is not None:
         z[:, 0] += lin.bias
     z = z.reshape(3 * p, -1)
@@ -535,8 +541,13 @@ def _add_sparse_rows(
 
 
 def _cut_layer(
-    poly: Polygons, pre: torch.Tensor, bps: torch.Tensor, radius: float, line_offset: int
-) -> tuple[Polygons, torch.Tensor]:
+    poly: Polygons,
+    pre: torch.Tensor,
+    bps: torch.Tensor,
+    radius: float,
+    line_offset: int,
+    centre: torch.Tensor | None = None,
+) -> tuple[Polygons, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cut every region by every breakpoint line of this layer that crosses it.
 
     Returns the pieces, the index of the region each comes from, and the lines (layer-local ids,
@@ -545,26 +556,24 @@ def _cut_layer(
     p, _, n = pre.shape
     dev = pre.device
     m = bps.numel()
-    c = pre[:, 0]
-    a0 = pre[:, 1]
-    a1 = pre[:, 2]
     coef = pre.transpose(1, 2)  # (P, n, 3): one gather fetches a line's three coefficients
     # candidate lines: those crossing the polygon's bounding box strictly (interval arithmetic:
     # |value at the box centre| < half-spread over the box). This is a superset of the lines that
     # really cross (some vertex above the tolerance, some below), which are then tested exactly on
     # the candidates only; few passes over the (P, n) arrays, as this runs on every region x unit.
+    # (``centre``, when given, holds every unit at the box centres: :func:`_probe_points` row 0.)
+    # The half-sizes are widened by a relative 1e-9 so that rounding in these sums can never drop a
+    # line that crosses a polygon by more than the tolerance.
     lo = poly.xy.amin(1)
     hi = poly.xy.amax(1)
-    mid = 0.5 * (lo + hi)
-    half = 0.5 * (hi - lo)
-    centre = torch.addcmul(c, a0, mid[:, :1])
-    centre.addcmul_(a1, mid[:, 1:])
-    spread = torch.mul(a0.abs(), half[:, :1])
-    spread.addcmul_(a1.abs(), half[:, 1:])
+    half = (0.5 * (1.0 + 1e-9)) * (hi - lo)
+    if centre is None:
+        centre = _values_at(pre, _probe_points(poly, with_centroid=False))[:, 0]
+    spread = torch.bmm(half[:, None, :], pre[:, 1:].abs()).squeeze(1)
     if m == 1:
         if bool(bps[0] != 0):
-            centre -= bps[0]
-        cand = centre.abs_() < spread
+            centre = centre - bps[0]
+        cand = centre.abs() < spread
     else:
         cand = ((centre[..., None] - bps).abs() < spread[..., None]).reshape(p, n * m)
     pairs = cand.nonzero()
@@ -636,6 +645,24 @@ def _cut_layer(
         else:
             act = pieces
     return Polygons.cat(done_polys), torch.cat(done_owner), ptr, ll
+
+
+def _probe_points(poly: Polygons, with_centroid: bool) -> torch.Tensor:
+    """Homogeneous points ``(P, q, 3)`` (rows ``[1, x, y]``): each polygon's bounding-box centre and,
+    with ``with_centroid``, its vertex mean (strictly inside it)."""
+    lo = poly.xy.amin(1)
+    hi = poly.xy.amax(1)
+    one = torch.ones((len(poly), 1), dtype=poly.xy.dtype, device=poly.xy.device)
+    rows = [torch.cat([one, 0.5 * (lo + hi)], 1)]
+    if with_centroid:
+        rows.append(torch.cat([one, poly.centroids()], 1))
+    return torch.stack(rows, 1)
+
+
+def _values_at(pre: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Every unit's value ``(P, q, units)`` at the points ``pts`` ``(P, q, 3)`` of :func:`_probe_points`:
+    one batched product over the ``(P, 3, units)`` affine stack."""
+    return torch.bmm(pts, pre)
 
 
 def _line_coefs(
