@@ -445,6 +445,81 @@ def _linear_after(program: Program, pos: int, ushape: tuple[int, ...], nbp: int)
     return None
 
 
+def _masked_linear(pre: torch.Tensor, gain: torch.Tensor, inter: torch.Tensor | None, lin: nn.Linear) -> torch.Tensor:
+    """``lin`` applied to ``gain * pre + inter`` (``gain``, ``inter``: ``(P, n)`` slope and
+    intercept of every unit's piece) on the affine stack ``pre`` ``(P, 3, n)``; ``(P, 3, out)``."""
+    p, _, n = pre.shape
+    w = lin.weight
+    if w.shape[0] <= 4:
+        # few outputs (a classifier head): one batched product with the per-region scaled weights,
+        # without writing the masked stack
+        z = torch.bmm(pre, gain[:, :, None] * w.t()[None])
+    else:
+        z = torch.nn.functional.linear((pre * gain[:, None, :]).reshape(3 * p, n), w).reshape(p, 3, -1)
+    if inter is not None:
+        z[:, 0] += torch.nn.functional.linear(inter, w)
+    if lin.bias is not None:
+        z[:, 0] += lin.bias
+    return z
+
+
+def _piece_maps(
+    base: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Slope and intercept ``(P, n)`` of every unit's piece ``base`` (intercepts None when all 0)."""
+    _, slopes, inter = table
+    bl = base.long()
+    ar = torch.arange(base.shape[1], device=base.device)
+    return slopes[bl, ar], (inter[bl, ar] if bool((inter != 0).any()) else None)
+
+
+def _pair_parents(ptr: torch.Tensor) -> torch.Tensor:
+    """The region of every entry of a CSR list with offsets ``ptr``."""
+    p = len(ptr) - 1
+    return torch.repeat_interleave(torch.arange(p, device=ptr.device), ptr[1:] - ptr[:-1])
+
+
+def _flips(
+    base: torch.Tensor,
+    g: torch.Tensor,
+    cptr: torch.Tensor,
+    cline: torch.Tensor,
+    raw: torch.Tensor,
+    ctr: torch.Tensor,
+    table: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Codes of the children of a cut, and where they differ from their parent's ``base`` codes.
+
+    A child (parent ``g``, vertex mean ``ctr``) has its parent's codes except on the units that
+    cross the parent (CSR ``cptr``/``cline``, affine values ``raw`` ``(pairs, 3)``), whose code is
+    read at the child's vertex mean. Returns the children's codes and, for every unit whose piece
+    changes, ``(child, unit, pair, dy)``, sorted by child: ``pair`` indexes ``cline`` and ``dy``
+    ``(k, 3)`` is the change of the unit's output as an affine map (new piece minus old piece).
+    """
+    bps, slopes, inter = table
+    dev = base.device
+    cn = len(g)
+    codes = base[g]
+    cnt = (cptr[1:] - cptr[:-1])[g]
+    tot = int(cnt.sum())
+    child = torch.repeat_interleave(torch.arange(cn, device=dev), cnt)
+    first = torch.cumsum(cnt, 0) - cnt
+    pair = cptr[g][child] + torch.arange(tot, device=dev) - first[child]
+    unit = cline[pair]
+    xv = raw[pair]
+    cc = ctr[child]
+    v = xv[:, 0] + cc[:, 0] * xv[:, 1] + cc[:, 1] * xv[:, 2]
+    newc = (v > bps[0]).to(torch.int8)
+    oldc = codes[child, unit]
+    d = (newc != oldc).nonzero().squeeze(1)
+    child, unit, pair, xv = child[d], unit[d], pair[d], xv[d]
+    newc, oldc = newc[d].long(), oldc[d].long()
+    codes[child, unit] = newc.to(torch.int8)
+    dy = xv * (slopes[newc, unit] - slopes[oldc, unit])[:, None]
+    dy[:, 0] += inter[newc, unit] - inter[oldc, unit]
+    return codes, (child, unit, pair, dy)
+
+
 def _linear_post(
     program: Program,
     pos: int,
@@ -459,66 +534,28 @@ def _linear_post(
     """A nonlinearity followed by a Linear layer, done once per parent region plus sparse updates.
 
     On a parent region every unit that no line crosses keeps one piece; the Linear layer is run
-    once per parent with every unit on its piece at the parent's vertex mean (``base``). A child
-    region differs from that only on the parent's crossing units whose piece changes: its output
-    is ``base`` plus a sparse product with the weight columns of those units. The cost per child
-    is then proportional to the number of crossing units, not to the layer's width.
+    once per parent with every unit on its piece at the parent's vertex mean (``base``; ``val``
+    holds every unit there). A child region differs from that only on the parent's crossing units
+    whose piece changes: its output is ``base`` plus a sparse product with the weight columns of
+    those units. The cost per child is then proportional to the number of crossing units, not to
+    the layer's width.
     """
-    bps, slopes, inter = table
     step = program.steps[pos]
     q = pos + 1
-    p, _, n = pre.shape
-    dev = pre.device
-    on = val > bps[0]  # ``val``: every unit at each parent's vertex mean
-    base = on.to(torch.int8)
-    has_inter = bool((inter != 0).any())
-    w = lin.weight
-    if step.pwl is not None and step.pwl.kind == "relu":
-        gain = on.to(pre.dtype)  # (P, n) slope of every unit
-    else:
-        bl = base.long()
-        gain = slopes[bl, torch.arange(n, device=dev)]
-    n_out = w.shape[0]
-    if n_out <= 4:
-        # few outputs (a classifier head): one batched product with the per-region scaled weights,
-        # without writing the masked stack
-        z = torch.bmm(pre, gain[:, :, None] * w.t()[None])
-    else:
-        z = torch.nn.functional.linear((pre * gain[:, None, :]).reshape(3 * p, n), w).reshape(p, 3, -1)
-    if has_inter:
-        z[:, 0] += torch.nn.functional.linear(inter[base.long(), torch.arange(n, device=dev)], w)
-    if lin.bias is not None:
-        z[:, 0] += lin.bias
-    z = z.reshape(3 * p, -1)
+    p = pre.shape[0]
+    base = (val > table[0][0]).to(torch.int8)
+    gain, inter = _piece_maps(base, table)
+    z = _masked_linear(pre, gain, inter, lin).reshape(3 * p, -1)
     freed = set(step.free_after) | set(program.steps[q].free_after)
     cenv = {k: v for k, v in env.items() if k not in freed}
     cenv[q] = z
-    wt = w.t()
-    ccount = cptr[1:] - cptr[:-1]
+    wt = lin.weight.t()
+    raw = pre[_pair_parents(cptr), :, cline]  # (pairs, 3): the crossing units' affine values
 
     def post(it: _Item, g: torch.Tensor) -> None:
-        cn = len(g)
-        codes = base[g]
-        cnt = ccount[g]
-        tot = int(cnt.sum())
-        if tot:
-            child = torch.repeat_interleave(torch.arange(cn, device=dev), cnt)
-            first = torch.cumsum(cnt, 0) - cnt
-            unit = cline[cptr[g][child] + torch.arange(tot, device=dev) - first[child]]
-            pc = g[child]
-            xv = pre[pc, :, unit]  # (tot, 3)
-            cc = it.poly.centroids()[child]
-            v = xv[:, 0] + cc[:, 0] * xv[:, 1] + cc[:, 1] * xv[:, 2]
-            newc = (v > bps[0]).to(torch.int8)
-            oldc = codes[child, unit]
-            d = (newc != oldc).nonzero().squeeze(1)
-            if d.numel():
-                child, unit, newc, oldc, xv = child[d], unit[d], newc[d].long(), oldc[d].long(), xv[d]
-                codes[child, unit] = newc.to(torch.int8)
-                dy = xv * (slopes[newc, unit] - slopes[oldc, unit])[:, None]
-                if has_inter:
-                    dy[:, 0] += inter[newc, unit] - inter[oldc, unit]
-                _add_sparse_rows(it.env[q], child, unit, dy, wt, cn)
+        codes, (child, unit, _, dy) = _flips(base, g, cptr, cline, raw, it.poly.centroids(), table)
+        if len(child):
+            _add_sparse_rows(it.env[q], child, unit, dy, wt, len(g))
         it.codes.append(codes)
 
     return post, cenv
@@ -553,17 +590,25 @@ def _cut_layer(
     Returns the pieces, the index of the region each comes from, and the lines (layer-local ids,
     ``unit * breakpoints + k``) that really cross each region, in CSR form ``(ptr, lines)``.
     """
+    pp, ll, tab = _candidate_pairs(poly, pre, bps, radius, centre)
+    return _cut_pairs(poly, pp, ll, tab, pre.shape[2] * bps.numel(), line_offset)[:4]
+
+
+def _candidate_pairs(
+    poly: Polygons, pre: torch.Tensor, bps: torch.Tensor, radius: float, centre: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``(region, line)`` pairs whose line really crosses the region, region-major, with the
+    lines' coefficient rows ``(c, a0, a1, tol)`` (see :func:`_line_table`).
+
+    A cheap filter first keeps the lines that cross each polygon's bounding box strictly (interval
+    arithmetic: ``|value at the box centre| < half-spread over the box``; ``centre``, when given,
+    holds every unit at the box centres, row 0 of :func:`_probe_points`). That is a superset of
+    the lines that really cross (some vertex above the tolerance, some below), which are then
+    tested exactly on the candidates only. The half-sizes are widened by a relative 1e-9 so that
+    rounding in these sums can never drop a line that crosses a polygon by more than the tolerance.
+    """
     p, _, n = pre.shape
-    dev = pre.device
     m = bps.numel()
-    coef = pre.transpose(1, 2)  # (P, n, 3): one gather fetches a line's three coefficients
-    # candidate lines: those crossing the polygon's bounding box strictly (interval arithmetic:
-    # |value at the box centre| < half-spread over the box). This is a superset of the lines that
-    # really cross (some vertex above the tolerance, some below), which are then tested exactly on
-    # the candidates only; few passes over the (P, n) arrays, as this runs on every region x unit.
-    # (``centre``, when given, holds every unit at the box centres: :func:`_probe_points` row 0.)
-    # The half-sizes are widened by a relative 1e-9 so that rounding in these sums can never drop a
-    # line that crosses a polygon by more than the tolerance.
     lo = poly.xy.amin(1)
     hi = poly.xy.amax(1)
     half = (0.5 * (1.0 + 1e-9)) * (hi - lo)
@@ -577,21 +622,45 @@ def _cut_layer(
     else:
         cand = ((centre[..., None] - bps).abs() < spread[..., None]).reshape(p, n * m)
     pairs = cand.nonzero()
-    if pairs.shape[0]:
-        # exact test on the candidate pairs: some vertex strictly above and some strictly below
-        pp, ll = pairs[:, 0], pairs[:, 1]
-        pairs = pairs[_crosses(poly.xy[pp], *_line_coefs(coef, bps, radius, pp, ll))]
     pp, ll = pairs[:, 0], pairs[:, 1]
-    if pairs.shape[0] > 1:
-        # each region's lines in one fixed pseudo-random order of the layer's line ids (see below)
-        nl = n * m
-        order = torch.argsort(pp * nl + _line_rank(nl, dev)[ll])
-        ll = ll[order]
+    tab = _line_table(pre[pp, :, ll // m if m > 1 else ll], bps, radius, ll)
+    real = _crosses(poly.xy.index_select(0, pp), tab)
+    return pp[real], ll[real], tab[real]
+
+
+def _cut_pairs(
+    poly: Polygons, pp: torch.Tensor, ll: torch.Tensor, tab: torch.Tensor, nl: int, line_offset: int
+) -> tuple[Polygons, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cut region ``pp[i]`` by line ``ll[i]`` (coefficient row ``tab[i]``) for every pair ``i``.
+
+    Every pair's line must really cross its region (:func:`_crosses`); ``pp`` must be sorted (the
+    pairs of one region together). ``nl`` is the number of line ids of the layer, ``line_offset``
+    the global id of its line 0. Returns the pieces, the region each comes from, the crossing
+    lines of each region in CSR form ``(ptr, lines)`` (in cutting order), and for each of those the
+    index of its pair in the input.
+
+    Conflict lists: every active piece keeps, in the layer's line order, the lines of its region
+    that still cross it. A piece is cut by the first line of its list; its two parts keep the rest
+    of the list that really crosses them. Lines that do not cross a piece would leave it
+    unchanged, so dropping them changes no result, but the number of rounds falls from the most
+    lines crossing one region to the depth of this cutting tree. The line order is one fixed
+    pseudo-random permutation of the layer's line ids (:func:`_line_rank`): the same for every
+    region, so the cuts along every edge come in the same order on both of its sides and shared
+    vertices get the same identifiers; random, so that the tree is shallow (about 2 ln(lines)
+    deep) even for structured layers, e.g. 2,000 parallel lines sorted by offset (sorted order:
+    2,000 rounds).
+    """
+    p = len(poly)
+    dev = poly.xy.device
+    perm = torch.arange(len(pp), device=dev)
+    if len(pp) > 1:
+        perm = torch.argsort(pp * nl + _line_rank(nl, dev)[ll])
+        pp, ll, tab = pp[perm], ll[perm], tab[perm]
     counts = torch.bincount(pp, minlength=p)
     ptr = torch.zeros(p + 1, dtype=torch.int64, device=dev)
     ptr[1:] = torch.cumsum(counts, 0)
-    if pairs.shape[0] == 0:
-        return poly, torch.arange(p, device=dev), ptr, ll
+    if len(pp) == 0:
+        return poly, torch.arange(p, device=dev), ptr, ll, perm
     done_polys: list[Polygons] = []
     done_owner: list[torch.Tensor] = []
     idle = counts == 0
@@ -602,22 +671,14 @@ def _cut_layer(
     act_i = (~idle).nonzero().squeeze(1)
     act = poly.index(act_i)
     owner = act_i
-    # conflict lists: every active piece keeps, in the layer's line order, the lines of its region
-    # that still cross it (CSR ``lptr``/``lst``). A piece is cut by the first line of its list; its
-    # two parts keep the rest of the list that really crosses them. Lines that do not cross a piece
-    # would leave it unchanged, so dropping them changes no result, but the number of rounds falls
-    # from the most lines crossing one region to the depth of this cutting tree. The line order is
-    # one fixed pseudo-random permutation of the layer's line ids (``_line_rank``): the same for
-    # every region, so the cuts along every edge come in the same order on both of its sides and
-    # shared vertices get the same identifiers; random, so that the tree is shallow (about
-    # 2 ln(lines) deep) even for structured layers, e.g. 2,000 parallel lines sorted by offset
-    # (sorted order: 2,000 rounds).
-    lst = ll
+    lids = ll + line_offset
+    lst = torch.arange(len(pp), device=dev)  # pair ids: each piece's list, in cutting order
     lcnt = counts[act_i]
     while len(owner):
         lptr = torch.cumsum(lcnt, 0) - lcnt
-        line = lst[lptr]
-        pieces, src = split_by_lines(act, *_line_coefs(coef, bps, radius, owner, line), line + line_offset)
+        pair = lst[lptr]
+        t = tab.index_select(0, pair)
+        pieces, src = split_by_lines(act, t[:, 0], t[:, 1], t[:, 2], t[:, 3], lids[pair])
         owner = owner[src]
         # candidate lines of each piece: the rest of its source's list
         rest = lcnt[src] - 1
@@ -630,7 +691,7 @@ def _cut_layer(
         child = torch.repeat_interleave(torch.arange(npc, device=dev), rest)
         first = torch.cumsum(rest, 0) - rest
         cand = lst[(lptr[src] + 1 - first)[child] + torch.arange(tot, device=dev)]
-        real = _crosses(pieces.xy[child], *_line_coefs(coef, bps, radius, owner[child], cand))
+        real = _crosses(pieces.xy.index_select(0, child), tab.index_select(0, cand))
         lst = cand[real]
         lcnt = torch.bincount(child[real], minlength=npc)
         fin = lcnt == 0
@@ -644,7 +705,7 @@ def _cut_layer(
             lcnt = lcnt[ki]
         else:
             act = pieces
-    return Polygons.cat(done_polys), torch.cat(done_owner), ptr, ll
+    return Polygons.cat(done_polys), torch.cat(done_owner), ptr, ll, perm
 
 
 def _probe_points(poly: Polygons, with_centroid: bool) -> torch.Tensor:
@@ -665,27 +726,28 @@ def _values_at(pre: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
     return torch.bmm(pts, pre)
 
 
-def _line_coefs(
-    coef: torch.Tensor, bps: torch.Tensor, radius: float, region: torch.Tensor, line: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(c, a0, a1, tol)`` of the lines ``c + a0 x + a1 y = 0`` (layer-local ids ``line``, i.e.
-    ``unit * breakpoints + k``) on the regions ``region``; ``coef`` is the ``(P, units, 3)`` view of
-    the pre-activation stack. ``tol`` is the on-the-line tolerance of :mod:`splinecam.geometry`."""
+def _line_table(raw: torch.Tensor, bps: torch.Tensor, radius: float, line: torch.Tensor) -> torch.Tensor:
+    """Rows ``(c, a0, a1, tol)`` ``(N, 4)`` of the lines ``c + a0 x + a1 y = 0`` of the breakpoints
+    ``line % breakpoints`` of units whose affine values are ``raw`` ``(N, 3)`` (value at the origin
+    and the two partial derivatives). ``tol`` is the on-the-line tolerance of
+    :mod:`splinecam.geometry`."""
     m = bps.numel()
-    g3 = coef[region, line // m if m > 1 else line]
-    cl = g3[:, 0] - (bps[line % m] if m > 1 else bps[0])
-    al0 = g3[:, 1]
-    al1 = g3[:, 2]
-    return cl, al0, al1, EPS * (cl.abs() + (al0.abs() + al1.abs()) * radius)
+    tab = torch.empty((raw.shape[0], 4), dtype=raw.dtype, device=raw.device)
+    tab[:, :3] = raw
+    tab[:, 0] -= bps[line % m] if m > 1 else bps[0]
+    torch.mul(tab[:, 1].abs() + tab[:, 2].abs(), radius, out=tab[:, 3])
+    tab[:, 3] += tab[:, 0].abs()
+    tab[:, 3] *= EPS
+    return tab
 
 
-def _crosses(
-    xy: torch.Tensor, cl: torch.Tensor, al0: torch.Tensor, al1: torch.Tensor, tl: torch.Tensor
-) -> torch.Tensor:
-    """Whether each line really crosses its polygon ``xy`` ``(N, K, 2)``: some vertex strictly above
-    and some strictly below it by more than the tolerance (the test :func:`split_by_lines` makes)."""
-    v = cl[:, None] + xy[..., 0] * al0[:, None] + xy[..., 1] * al1[:, None]
-    return (v > tl[:, None]).any(1) & (v < -tl[:, None]).any(1)
+def _crosses(xy: torch.Tensor, tab: torch.Tensor) -> torch.Tensor:
+    """Whether each line (rows of :func:`_line_table`) really crosses its polygon ``xy`` ``(N, K, 2)``:
+    some vertex strictly above and some strictly below it by more than the tolerance (the test
+    :func:`split_by_lines` makes)."""
+    v = tab[:, :1] + xy[..., 0] * tab[:, 1:2] + xy[..., 1] * tab[:, 2:3]
+    tl = tab[:, 3:]
+    return (v > tl).any(1) & (v < -tl).any(1)
 
 
 _RANKS: dict[tuple[int, str], torch.Tensor] = {}
