@@ -129,6 +129,11 @@ def _only_refs(args: tuple) -> bool:
     return len(args) == 2 and all(isinstance(a, _Ref) for a in args)
 
 
+# The sparse paths after a nonlinearity (:func:`_linear_post`, :func:`_tail`) are taken when the
+# children have fewer than ``units / _SPARSE_MIN_RATIO`` crossing units of their parent to re-read
+# on average (always but at the first cutting layer); else the children get dense stacks.
+_SPARSE_MIN_RATIO = 8
+
 # --------------------------------------------------------------------------- memory
 _LIBC: Any = None
 
@@ -317,8 +322,27 @@ def run_program(
                         # sparse updates pay off when few units cross each region (always but at
                         # the first cutting layer)
                         ccount = cptr[1:] - cptr[:-1]
-                        if int(ccount[parent].sum()) * 8 > nnew * n:
+                        if int(ccount[parent].sum()) * _SPARSE_MIN_RATIO > nnew * n:
                             lin = None
+                    plan = _tail_plan(program, pos, nbps) if lin is not None else None
+                    if plan is not None:
+                        # the last two nonlinearities at once, without per-child affine stacks
+                        pos_b, lin_m = plan
+                        n_b = int(lin.out_features)
+                        li_b = steps[pos_b].pwl_index
+                        unit_shapes[li_b] = (n_b,)
+                        line_offsets[li_b] = off_b = off + n * nbps[li]
+                        if pos_b not in tables:
+                            tables[pos_b] = _pwl_tables(steps[pos_b], n_b, dtype, device)
+                        out, gp, yf, new_codes, _ = _tail(
+                            poly, pre, pv[:, 1], new_poly, parent, cptr, cline, lin, lin_m,
+                            tables[pos], tables[pos_b], radius, off_b,
+                        )
+                        fenv = {k: v for k, v in env.items() if steps[k].kind not in ("input", "affine", "pwl")}
+                        fenv[pos_b + 1] = yf.reshape(-1, *yf.shape[2:])
+                        work.append(_Item(pos_b + 2, out, fenv, [c[gp] for c in item.codes] + new_codes))
+                        pushed = True
+                        break
                     # stream: split children in chunks when too many
                     live = [
                         t for key, v in env.items() if steps[key].kind in ("input", "affine", "pwl")
@@ -559,6 +583,176 @@ def _linear_post(
         it.codes.append(codes)
 
     return post, cenv
+
+
+def _tail_plan(program: Program, pos: int, nbps: list[int]) -> tuple[int, nn.Linear] | None:
+    """``(pos_b, lin_m)`` when the network ends ``A -> L -> B -> M -> (affine steps)`` from the
+    nonlinearity ``A`` at ``pos``: ``L`` and ``M`` are ``nn.Linear`` layers (found by
+    :func:`_linear_after`), ``B`` at ``pos_b = pos + 2`` is the last nonlinearity, one breakpoint
+    per unit, and nothing after ``M`` reads a value from before it. See :func:`_tail`."""
+    steps = program.steps
+    pos_b = pos + 2
+    if pos_b + 1 >= len(steps) or program.pwl_steps[-1] != pos_b:
+        return None
+    b = steps[pos_b]
+    if (
+        b.kind != "pwl"
+        or nbps[b.pwl_index] != 1
+        or not b.args
+        or not isinstance(b.args[0], _Ref)
+        or int(b.args[0]) != pos + 1
+        or (pos + 1) not in b.free_after
+        or program.output in (pos, pos + 1)
+    ):
+        return None
+    n_b = steps[pos + 1].target.out_features
+    lin_m = _linear_after(program, pos_b, (n_b,), 1)
+    if lin_m is None:
+        return None
+    for st in steps[pos_b + 2:]:
+        for r in _collect_refs((st.args, st.kwargs)):
+            if int(r) < pos_b + 1 and steps[int(r)].kind in ("input", "affine", "pwl"):
+                return None
+    return pos_b, lin_m
+
+
+def _tail(
+    poly: Polygons,
+    pre: torch.Tensor,
+    val: torch.Tensor,
+    kids: Polygons,
+    g: torch.Tensor,
+    cptr: torch.Tensor,
+    cline: torch.Tensor,
+    lin_l: nn.Linear,
+    lin_m: nn.Linear,
+    table_a: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    table_b: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    radius: float,
+    off_b: int,
+) -> tuple[Polygons, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """The last two nonlinearities ``A -> L -> B -> M`` (see :func:`_tail_plan`), with no affine
+    stack per child of ``A``.
+
+    ``poly`` are the parents (regions entering ``A``, affine stack ``pre`` ``(P, 3, n_a)``, every
+    unit at their vertex means ``val``), already cut by ``A`` into ``kids`` (parent ``g``; crossing
+    lines ``cptr``/``cline``). A child's inputs to ``B`` are its parent's (``zb``, one dense
+    ``L`` per parent) plus a sparse sum over the few units of ``A`` whose piece differs. Instead
+    of writing that out per child, ``B``'s lines are filtered once per parent: a unit whose line
+    stays farther from the parent's bounding box than the largest possible change (the sum of
+    ``|L|``'s weights times the largest change of each crossing unit of ``A`` over the box) keeps
+    one piece on every child, and only the others (``S``) are tested on the children, with their
+    exact coefficients made from the sparse sums. ``M``'s output is likewise one dense product per
+    parent plus sparse terms per child and per grandchild. The cost per region then hardly
+    depends on the layers' width.
+
+    Returns the grandchildren, the index of the parent each comes from, ``M``'s output as an
+    affine stack ``(F, 3, out)``, the codes of ``A`` and ``B`` on the grandchildren, and the
+    child each grandchild comes from.
+    """
+    bps_a, slopes_a, inter_a = table_a
+    bps_b, slopes_b, inter_b = table_b
+    p = pre.shape[0]
+    cn = len(kids)
+    dev = pre.device
+    # A: the parents' codes and B's inputs on the parents (dense), the children's codes and flips
+    base_a = (val > bps_a[0]).to(torch.int8)
+    gain_a, inter_ap = _piece_maps(base_a, table_a)
+    zb = _masked_linear(pre, gain_a, inter_ap, lin_l)  # (P, 3, n_b)
+    n_b = zb.shape[2]
+    pair_par = _pair_parents(cptr)
+    raw_a = pre[pair_par, :, cline]  # (pairs, 3)
+    kid_ctr = kids.centroids()
+    codes_a, (f_kid, f_unit, f_pair, f_dy) = _flips(base_a, g, cptr, cline, raw_a, kid_ctr, table_a)
+    # the largest change of each crossing unit's output over its parent's box, and the resulting
+    # bound on the change of every input of B
+    lo = poly.xy.amin(1)
+    hi = poly.xy.amax(1)
+    mid = 0.5 * (lo + hi)
+    half = 0.5 * (hi - lo)
+    mp = mid[pair_par]
+    hp = half[pair_par]
+    # (a child whose piece of unit i differs from the parent's lies on the other side of i's line
+    # than the parent's vertex mean: only that part of the box counts)
+    ca = raw_a[:, 0] + raw_a[:, 1] * mp[:, 0] + raw_a[:, 2] * mp[:, 1]
+    sa = raw_a[:, 1].abs() * hp[:, 0] + raw_a[:, 2].abs() * hp[:, 1]
+    on_a = base_a[pair_par, cline].bool()
+    t_a = bps_a[0].abs()
+    reach = torch.where(on_a, (ca - sa).abs(), (ca + sa).abs()).clamp_min(t_a)
+    reach += 1e-9 * (ca.abs() + sa + t_a)  # far beyond rounding, and than the cutting tolerance
+    dslope = (slopes_a[1] - slopes_a[0]).abs()
+    dinter = (inter_a[1] - inter_a[0]).abs()
+    reach = reach * dslope[cline] + dinter[cline]
+    bound = torch.zeros((p, n_b), dtype=pre.dtype, device=dev)
+    bound.index_add_(0, pair_par, lin_l.weight.t().abs()[cline] * reach[:, None])
+    # B's units that may change piece somewhere on a parent's box (with a wide safety margin: the
+    # others are certain to keep the piece they have at the box centre)
+    one = torch.ones((p, 1), dtype=pre.dtype, device=dev)
+    centre_b = torch.bmm(torch.cat([one, mid], 1)[:, None, :], zb).squeeze(1)
+    spread_b = torch.bmm(half[:, None, :], zb[:, 1:].abs()).squeeze(1)
+    dist = (centre_b - bps_b[0]).abs()
+    maybe = dist * (1.0 - 1e-7) <= (spread_b + bound) * (1.0 + 1e-7)
+    base_pb = (centre_b > bps_b[0]).to(torch.int8)
+    sp = maybe.nonzero()
+    s_par, s_unit = sp[:, 0], sp[:, 1]
+    s_cnt = torch.bincount(s_par, minlength=p)
+    s_first = torch.cumsum(s_cnt, 0) - s_cnt
+    # every child with every unit of S of its parent: exact coefficients = parent's + sparse sum
+    k = s_cnt[g]
+    tot = int(k.sum())
+    cp_kid = torch.repeat_interleave(torch.arange(cn, device=dev), k)
+    first = torch.cumsum(k, 0) - k
+    cp_s = s_first[g][cp_kid] + torch.arange(tot, device=dev) - first[cp_kid]
+    cp_unit = s_unit[cp_s]
+    raw_b = zb[g[cp_kid], :, cp_unit]  # (tot, 3)
+    nfl = torch.bincount(f_kid, minlength=cn)
+    k2 = nfl[cp_kid]
+    tot2 = int(k2.sum())
+    if tot2:
+        combo = torch.repeat_interleave(torch.arange(tot, device=dev), k2)
+        fl_first = torch.cumsum(nfl, 0) - nfl
+        first2 = torch.cumsum(k2, 0) - k2
+        fl = fl_first[cp_kid[combo]] + torch.arange(tot2, device=dev) - first2[combo]
+        wv = lin_l.weight[cp_unit[combo], f_unit[fl]]
+        raw_b.index_add_(0, combo, f_dy[fl] * wv[:, None])
+    # B's codes on the children: the parent's box-centre codes, S read at the child's vertex mean
+    codes_b = base_pb[g]
+    v = raw_b[:, 0] + kid_ctr[cp_kid, 0] * raw_b[:, 1] + kid_ctr[cp_kid, 1] * raw_b[:, 2]
+    codes_b[cp_kid, cp_unit] = (v > bps_b[0]).to(torch.int8)
+    # cut the children by B's lines that really cross them
+    tab = _line_table(raw_b, bps_b, radius, cp_unit)
+    real = _crosses(kids.xy.index_select(0, cp_kid), tab).nonzero().squeeze(1)
+    out, gk, bptr, bline, perm = _cut_pairs(kids, cp_kid[real], cp_unit[real], tab[real], n_b, off_b)
+    raw_bc = raw_b[real[perm]]  # affine values of B's crossing units, in CSR order
+    # M's output: per parent (B on the parents' box-centre pieces), plus per child the flips of
+    # A (through L and M) and S's pieces that differ, plus per grandchild the flips of B
+    gain_b, inter_bp = _piece_maps(base_pb, table_b)
+    y = _masked_linear(zb, gain_b, inter_bp, lin_m)  # (P, 3, out)
+    n_out = y.shape[2]
+    mt = lin_m.weight.t()  # (n_b, out)
+    yk = y[g]
+    if len(f_kid):
+        # M (gain_b * L[:, i]) for every flipped unit i of A: one product per parent for a small
+        # head, else one per crossing pair of A
+        if n_out <= 4:
+            rp = (gain_b[:, None, :] * lin_m.weight[None]).reshape(-1, n_b) @ lin_l.weight
+            r = rp.view(p, n_out, -1)[g[f_kid], :, f_unit]  # (flips, out)
+        else:
+            r = ((gain_b[pair_par] * lin_l.weight.t()[cline]) @ mt)[f_pair]
+        yk.view(cn, 3 * n_out).index_add_(0, f_kid, (f_dy[:, :, None] * r[:, None, :]).reshape(-1, 3 * n_out))
+    newc = codes_b[cp_kid, cp_unit].long()
+    oldc = base_pb[g[cp_kid], cp_unit].long()
+    d = (newc != oldc).nonzero().squeeze(1)
+    if len(d):
+        u, nc, oc = cp_unit[d], newc[d], oldc[d]
+        dy = raw_b[d] * (slopes_b[nc, u] - slopes_b[oc, u])[:, None]
+        dy[:, 0] += inter_b[nc, u] - inter_b[oc, u]
+        _add_sparse_rows(yk, cp_kid[d], u, dy, mt, cn)
+    codes_bf, (h_kid, h_unit, _, h_dy) = _flips(codes_b, gk, bptr, bline, raw_bc, out.centroids(), table_b)
+    yf = yk[gk]
+    if len(h_kid):
+        _add_sparse_rows(yf, h_kid, h_unit, h_dy, mt, len(gk))
+    return out, g[gk], yf, [codes_a[gk], codes_bf], gk
 
 
 def _add_sparse_rows(
