@@ -872,7 +872,7 @@ def _cut_pairs(
         lptr = torch.cumsum(lcnt, 0) - lcnt
         pair = lst[lptr]
         t = tab.index_select(0, pair)
-        pieces, src = split_by_lines(act, t[:, 0], t[:, 1], t[:, 2], t[:, 3], lids[pair])
+        pieces, src = split_by_lines(act, t[:, 0], t[:, 1], t[:, 2], t[:, 3], lids[pair], all_crossed=True)
         owner = owner[src]
         # candidate lines of each piece: the rest of its source's list
         rest = lcnt[src] - 1

@@ -118,6 +118,7 @@ def split_by_lines(
     a1: torch.Tensor,
     tol: torch.Tensor,
     lid: torch.Tensor,
+    all_crossed: bool = False,
 ) -> tuple[Polygons, torch.Tensor]:
     """Split each polygon ``i`` by its own line ``c[i] + a0[i] x + a1[i] y = 0``.
 
@@ -126,36 +127,114 @@ def split_by_lines(
     part above the line when the line crosses it (and unchanged otherwise); the parts below the
     crossing lines follow. Vertices within ``tol[i]`` of the line are snapped onto it. The new edge
     along the line gets label ``lid[i]``; new vertices get combinatorial identifiers
-    (:func:`mix_hash`). The input's tensors may be reused and written to.
+    (:func:`mix_hash`). The input's tensors may be reused and written to. ``all_crossed``: the
+    caller knows that every line crosses its polygon (some vertex above the tolerance, some below).
     """
     xy = poly.xy
     p, k, _ = xy.shape
     dev = xy.device
     s = c[:, None] + xy[..., 0] * a0[:, None] + xy[..., 1] * a1[:, None]
-    s = torch.where(s.abs() <= tol[:, None], torch.zeros_like(s), s)
+    s = s.masked_fill_(s.abs() <= tol[:, None], 0.0)
+    ar = torch.arange(p, device=dev)
+    if all_crossed:
+        return _split_crossed(poly, s, lid), torch.cat([ar, ar])
     # padded slots repeat vertex 0, so they never change these any()
     crossed = (s > 0).any(1) & (s < 0).any(1)
     ci = crossed.nonzero().squeeze(1)
     if ci.numel() == 0:
-        return poly, torch.arange(p, device=dev)
-    if ci.numel() == p:  # every polygon is crossed (the engine's usual case): no gather, no scatter
-        above, below = _split_crossed(poly, s, lid)
-        ar = torch.arange(p, device=dev)
-        return Polygons.cat([above, below]), torch.cat([ar, ar])
-    above, below = _split_crossed(poly.index(ci), s[ci], lid[ci])
-    kk = max(k, above.xy.shape[1], below.xy.shape[1])
+        return poly, ar
+    if ci.numel() == p:  # every polygon is crossed: no gather, no scatter
+        return _split_crossed(poly, s, lid), torch.cat([ar, ar])
+    both = _split_crossed(poly.index(ci), s[ci], lid[ci])
+    m = len(ci)
+    above = Polygons(both.xy[:m], both.hsh[:m], both.lab[:m], both.nv[:m])
+    below = Polygons(both.xy[m:], both.hsh[m:], both.lab[m:], both.nv[m:])
+    kk = max(k, above.xy.shape[1])
     base = poly.pad_to(kk)
     above = above.pad_to(kk)
     base.xy[ci] = above.xy
     base.hsh[ci] = above.hsh
     base.lab[ci] = above.lab
     base.nv[ci] = above.nv
-    out = Polygons.cat([base, below])
-    return out, torch.cat([torch.arange(p, device=dev), ci])
+    out = Polygons.cat([base, below.trim()])
+    return out, torch.cat([ar, ci])
 
 
-def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> tuple[Polygons, Polygons]:
-    """Both parts of polygons crossed by their lines (``s``: snapped line values at the vertices)."""
+def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> Polygons:
+    """Both parts of polygons crossed by their lines (``s``: snapped line values at the vertices):
+    rows ``[0, P)`` the parts above, ``[P, 2P)`` the parts below.
+
+    On a convex polygon the vertices with ``s >= 0`` form one arc of its cycle, from ``start`` to
+    ``end``. The part above is that arc with, before it, the crossing point on the edge into
+    ``start`` (unless ``start`` lies on the line) and, after it, the crossing point on the edge out
+    of ``end`` (unless ``end`` lies on the line); the part below is the same with ``-s``. Both
+    parts are made together by one gather per field. A sign pattern that is not one arc
+    (impossible for convex polygons, whose rounding errors lie far below the snapping tolerance)
+    falls back to :func:`_split_crossed_general`.
+    """
+    xy, hsh, lab, nv = poly.xy, poly.hsh, poly.lab, poly.nv
+    p, k, _ = xy.shape
+    s = s[:, :k]
+    dev = xy.device
+    slots = torch.arange(k, device=dev)
+    nv2 = nv.repeat(2)
+    keep = torch.cat([s >= 0, s <= 0])
+    keep &= slots[None] < nv2[:, None]
+    prv = torch.where(slots[None] > 0, slots[None] - 1, nv2[:, None] - 1)
+    first = keep & ~torch.gather(keep, 1, prv)
+    if bool((first.sum(1) != 1).any()):
+        above, below = _split_crossed_general(poly, s, lid)
+        return Polygons.cat([above, below])
+    start = first.to(torch.uint8).argmax(1)
+    arc = keep.sum(1)
+    end = start + arc - 1
+    end = torch.where(end >= nv2, end - nv2, end)
+    before = torch.where(start > 0, start - 1, nv2 - 1)
+    after = torch.where(end + 1 < nv2, end + 1, torch.zeros_like(end))
+    # the two crossed edges: before -> start and end -> after (flat slot ids)
+    row = torch.arange(2 * p, device=dev)
+    rowk = (row - torch.where(row >= p, p, 0)) * k
+    idx4 = (torch.stack([before, start, end, after], 1) + rowk[:, None]).reshape(-1)
+    xy4 = xy.reshape(-1, 2).index_select(0, idx4).reshape(2 * p, 2, 2, 2)  # row, edge, end, coord
+    h4 = hsh.reshape(-1).index_select(0, idx4).reshape(2 * p, 2, 2)
+    s4 = s.reshape(-1).index_select(0, idx4).reshape(2 * p, 2, 2)
+    s4[p:] *= -1
+    has_in = s4[:, 0, 1] > 0  # else ``start`` lies on the line
+    has_out = s4[:, 1, 0] > 0  # else ``end`` does
+    lid2 = lid.repeat(2)
+    # crossing points, each computed from the first vertex of its edge in counter-clockwise order
+    # (as every polygon sharing the edge on this side does)
+    t = s4[..., 0] / (s4[..., 0] - s4[..., 1])
+    xio = xy4[:, :, 0] + t[..., None] * (xy4[:, :, 1] - xy4[:, :, 0])  # (2P, 2, 2)
+    hio = mix_hash(h4[..., 0], h4[..., 1], lid2[:, None])  # (2P, 2)
+    # slot j of a part: [crossing in] + vertices start .. end + [crossing out], padded with slot 0.
+    # Every field is one gather from the vertices followed by the crossing points in and out
+    # (rows ``pk + 2 row`` and ``pk + 2 row + 1``); for the labels, those rows hold the label of
+    # the edge into ``start`` and the cut's label.
+    hi = has_in.long()
+    cnt = arc + hi + has_out.long()
+    kk = int(cnt.max())
+    j = torch.arange(kk, device=dev)[None]
+    pk = p * k
+    vid = start[:, None] + j - hi[:, None]
+    vid = torch.where(vid >= nv2[:, None], vid - nv2[:, None], vid) + rowk[:, None]
+    xin = (pk + 2 * row)[:, None]
+    vid = torch.where((j == 0) & has_in[:, None], xin, vid)
+    vid = torch.where((j == (arc + hi)[:, None]) & has_out[:, None], xin + 1, vid)
+    vid = torch.where(j >= cnt[:, None], vid[:, :1], vid)
+    # the edge from the last arc vertex is the cut when there is no crossing out
+    lidx = torch.where((j == (arc + hi - 1)[:, None]) & ~has_out[:, None], xin + 1, vid)
+    vid = vid.reshape(-1)
+    pxy = torch.cat([xy.reshape(-1, 2), xio.reshape(-1, 2)]).index_select(0, vid).reshape(2 * p, kk, 2)
+    ph = torch.cat([hsh.reshape(-1), hio.reshape(-1)]).index_select(0, vid).reshape(2 * p, kk)
+    lio = torch.stack([lab.reshape(-1).index_select(0, idx4[0::4]), lid2], 1)
+    plab = torch.cat([lab.reshape(-1), lio.reshape(-1)]).index_select(0, lidx.reshape(-1)).reshape(2 * p, kk)
+    return Polygons(pxy, ph, plab, cnt)
+
+
+def _split_crossed_general(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> tuple[Polygons, Polygons]:
+    """Both parts of polygons crossed by their lines (``s``: snapped line values at the vertices),
+    for any sign pattern: the vertices on each side are compacted in cycle order."""
     xy, hsh, lab, nv = poly.xy, poly.hsh, poly.lab, poly.nv
     p, k, _ = xy.shape
     s = s[:, :k]
