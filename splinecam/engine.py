@@ -379,7 +379,7 @@ def run_program(
             # codes leave the device chunk by chunk, bit-packed where units have two pieces
             for j, cj in enumerate(item.codes):
                 cn = cj.cpu().numpy()
-                out_codes[j].append(np.packbits(cn.astype(bool), axis=1) if nbps[j] == 1 else cn)
+                out_codes[j].append(np.packbits(cn.view(np.uint8), axis=1) if nbps[j] == 1 else cn)
             if bar is not None:
                 bar.update(nreg)
             since_trim += nreg
@@ -424,8 +424,7 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
         x = it.env[pre_pos]
         nreg = len(it.poly)
         pre = x.reshape(nreg, 3, -1)
-        ctr = it.poly.centroids()
-        val = torch.addcmul(torch.addcmul(pre[:, 0], ctr[:, :1], pre[:, 1]), ctr[:, 1:], pre[:, 2])
+        val = _values_at(pre, _probe_points(it.poly, with_centroid=True)[:, 1:])[:, 0]
         if bps.numel() == 1:
             on = val > bps[0]
             codes = on.to(torch.int8)
@@ -433,8 +432,7 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
             codes = (val[..., None] > bps).sum(-1).to(torch.int8)
         it.codes.append(codes)
         if relu:
-            mask = ~on[:, None, :]
-            y = pre.masked_fill_(mask, 0.0) if in_place else pre.masked_fill(mask, 0.0)
+            y = pre.mul_(on[:, None, :]) if in_place else pre * on[:, None, :]
         else:
             n = pre.shape[2]
             cl = codes.long()
@@ -492,9 +490,10 @@ def _piece_maps(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Slope and intercept ``(P, n)`` of every unit's piece ``base`` (intercepts None when all 0)."""
     _, slopes, inter = table
-    bl = base.long()
-    ar = torch.arange(base.shape[1], device=base.device)
-    return slopes[bl, ar], (inter[bl, ar] if bool((inter != 0).any()) else None)
+    on = base.bool()
+    return torch.where(on, slopes[1], slopes[0]), (
+        torch.where(on, inter[1], inter[0]) if bool((inter != 0).any()) else None
+    )
 
 
 def _pair_parents(ptr: torch.Tensor) -> torch.Tensor:
