@@ -376,10 +376,10 @@ def run_program(
             out_polys.append(poly)
             out_c.append(y[:, 0])
             out_g.append(y[:, 1:].transpose(1, 2))
-            # codes leave the device chunk by chunk, bit-packed where units have two pieces
+            # codes leave the device chunk by chunk (bit-packed already where units have two pieces)
             for j, cj in enumerate(item.codes):
                 cn = cj.cpu().numpy()
-                out_codes[j].append(np.packbits(cn.view(np.uint8), axis=1) if nbps[j] == 1 else cn)
+                out_codes[j].append(cn)
             if bar is not None:
                 bar.update(nreg)
             since_trim += nreg
@@ -427,7 +427,7 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
         val = _values_at(pre, _probe_points(it.poly, with_centroid=True)[:, 1:])[:, 0]
         if bps.numel() == 1:
             on = val > bps[0]
-            codes = on.to(torch.int8)
+            codes = _pack(on)
         else:
             codes = (val[..., None] > bps).sum(-1).to(torch.int8)
         it.codes.append(codes)
@@ -435,7 +435,7 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
             y = pre.mul_(on[:, None, :]) if in_place else pre * on[:, None, :]
         else:
             n = pre.shape[2]
-            cl = codes.long()
+            cl = on.long() if bps.numel() == 1 else codes.long()
             ar = torch.arange(n, device=pre.device)
             sl = slopes[cl, ar][:, None, :]
             y = pre.mul_(sl) if in_place else pre * sl
@@ -486,11 +486,11 @@ def _masked_linear(pre: torch.Tensor, gain: torch.Tensor, inter: torch.Tensor | 
 
 
 def _piece_maps(
-    base: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    on: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Slope and intercept ``(P, n)`` of every unit's piece ``base`` (intercepts None when all 0)."""
+    """Slope and intercept ``(P, n)`` of every unit's piece (``on``: above its one breakpoint;
+    intercepts None when all 0)."""
     _, slopes, inter = table
-    on = base.bool()
     return torch.where(on, slopes[1], slopes[0]), (
         torch.where(on, inter[1], inter[0]) if bool((inter != 0).any()) else None
     )
@@ -502,6 +502,36 @@ def _pair_parents(ptr: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(p, device=ptr.device), ptr[1:] - ptr[:-1])
 
 
+_BIT = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+
+
+def _pack(on: torch.Tensor) -> torch.Tensor:
+    """Bit-pack ``(R, n)`` booleans along the units into ``(R, ceil(n / 8))`` uint8, first unit in the
+    highest bit (the layout of ``numpy.packbits``). Codes of units with one breakpoint are kept
+    like this throughout the engine: gathering them moves 8 times fewer bytes."""
+    r, n = on.shape
+    nb = (n + 7) // 8
+    if n % 8:
+        on = torch.cat([on, on.new_zeros((r, nb * 8 - n))], 1)
+    return (on.view(r, nb, 8).to(torch.uint8) * _BIT.to(on.device)).sum(2, dtype=torch.uint8)
+
+
+def _bits(packed: torch.Tensor, rows: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+    """The codes (0 or 1, int64) of ``units`` on ``rows`` of bit-packed codes."""
+    return (packed[rows, units >> 3].long() >> (7 - (units & 7))) & 1
+
+
+def _toggle(packed: torch.Tensor, rows: torch.Tensor, units: torch.Tensor) -> None:
+    """Flip, in place, the codes of the (distinct) entries ``(rows, units)`` of bit-packed codes."""
+    if len(rows) == 0:
+        return
+    nb = packed.shape[1]
+    delta = torch.zeros(packed.numel(), dtype=torch.int32, device=packed.device)
+    # distinct bits of one byte add up to their union
+    delta.index_add_(0, rows * nb + (units >> 3), (128 >> (units & 7)).to(torch.int32))
+    packed.view(-1).bitwise_xor_(delta.to(torch.uint8))
+
+
 def _flips(
     base: torch.Tensor,
     g: torch.Tensor,
@@ -511,7 +541,8 @@ def _flips(
     ctr: torch.Tensor,
     table: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Codes of the children of a cut, and where they differ from their parent's ``base`` codes.
+    """Codes of the children of a cut, and where they differ from their parent's ``base`` codes
+    (bit-packed, see :func:`_pack`).
 
     A child (parent ``g``, vertex mean ``ctr``) has its parent's codes except on the units that
     cross the parent (CSR ``cptr``/``cline``, affine values ``raw`` ``(pairs, 3)``), whose code is
@@ -532,12 +563,12 @@ def _flips(
     xv = raw[pair]
     cc = ctr[child]
     v = xv[:, 0] + cc[:, 0] * xv[:, 1] + cc[:, 1] * xv[:, 2]
-    newc = (v > bps[0]).to(torch.int8)
-    oldc = codes[child, unit]
+    newc = (v > bps[0]).long()
+    oldc = _bits(codes, child, unit)
     d = (newc != oldc).nonzero().squeeze(1)
     child, unit, pair, xv = child[d], unit[d], pair[d], xv[d]
-    newc, oldc = newc[d].long(), oldc[d].long()
-    codes[child, unit] = newc.to(torch.int8)
+    newc, oldc = newc[d], oldc[d]
+    _toggle(codes, child, unit)
     dy = xv * (slopes[newc, unit] - slopes[oldc, unit])[:, None]
     dy[:, 0] += inter[newc, unit] - inter[oldc, unit]
     return codes, (child, unit, pair, dy)
@@ -566,8 +597,9 @@ def _linear_post(
     step = program.steps[pos]
     q = pos + 1
     p = pre.shape[0]
-    base = (val > table[0][0]).to(torch.int8)
-    gain, inter = _piece_maps(base, table)
+    on = val > table[0][0]
+    base = _pack(on)
+    gain, inter = _piece_maps(on, table)
     z = _masked_linear(pre, gain, inter, lin).reshape(3 * p, -1)
     freed = set(step.free_after) | set(program.steps[q].free_after)
     cenv = {k: v for k, v in env.items() if k not in freed}
@@ -655,8 +687,9 @@ def _tail(
     cn = len(kids)
     dev = pre.device
     # A: the parents' codes and B's inputs on the parents (dense), the children's codes and flips
-    base_a = (val > bps_a[0]).to(torch.int8)
-    gain_a, inter_ap = _piece_maps(base_a, table_a)
+    on_pa = val > bps_a[0]
+    base_a = _pack(on_pa)
+    gain_a, inter_ap = _piece_maps(on_pa, table_a)
     zb = _masked_linear(pre, gain_a, inter_ap, lin_l)  # (P, 3, n_b)
     n_b = zb.shape[2]
     pair_par = _pair_parents(cptr)
@@ -675,7 +708,7 @@ def _tail(
     # than the parent's vertex mean: only that part of the box counts)
     ca = raw_a[:, 0] + raw_a[:, 1] * mp[:, 0] + raw_a[:, 2] * mp[:, 1]
     sa = raw_a[:, 1].abs() * hp[:, 0] + raw_a[:, 2].abs() * hp[:, 1]
-    on_a = base_a[pair_par, cline].bool()
+    on_a = on_pa[pair_par, cline]
     t_a = bps_a[0].abs()
     reach = torch.where(on_a, (ca - sa).abs(), (ca + sa).abs()).clamp_min(t_a)
     reach += 1e-9 * (ca.abs() + sa + t_a)  # far beyond rounding, and than the cutting tolerance
@@ -691,7 +724,8 @@ def _tail(
     spread_b = torch.bmm(half[:, None, :], zb[:, 1:].abs()).squeeze(1)
     dist = (centre_b - bps_b[0]).abs()
     maybe = dist * (1.0 - 1e-7) <= (spread_b + bound) * (1.0 + 1e-7)
-    base_pb = (centre_b > bps_b[0]).to(torch.int8)
+    on_pb = centre_b > bps_b[0]
+    base_pb = _pack(on_pb)
     sp = maybe.nonzero()
     s_par, s_unit = sp[:, 0], sp[:, 1]
     s_cnt = torch.bincount(s_par, minlength=p)
@@ -717,7 +751,10 @@ def _tail(
     # B's codes on the children: the parent's box-centre codes, S read at the child's vertex mean
     codes_b = base_pb[g]
     v = raw_b[:, 0] + kid_ctr[cp_kid, 0] * raw_b[:, 1] + kid_ctr[cp_kid, 1] * raw_b[:, 2]
-    codes_b[cp_kid, cp_unit] = (v > bps_b[0]).to(torch.int8)
+    newc = (v > bps_b[0]).long()
+    oldc = on_pb[g[cp_kid], cp_unit].long()
+    d = (newc != oldc).nonzero().squeeze(1)
+    _toggle(codes_b, cp_kid[d], cp_unit[d])
     # cut the children by B's lines that really cross them
     tab = _line_table(raw_b, bps_b, radius, cp_unit)
     real = _crosses(kids.xy.index_select(0, cp_kid), tab).nonzero().squeeze(1)
@@ -725,7 +762,7 @@ def _tail(
     raw_bc = raw_b[real[perm]]  # affine values of B's crossing units, in CSR order
     # M's output: per parent (B on the parents' box-centre pieces), plus per child the flips of
     # A (through L and M) and S's pieces that differ, plus per grandchild the flips of B
-    gain_b, inter_bp = _piece_maps(base_pb, table_b)
+    gain_b, inter_bp = _piece_maps(on_pb, table_b)
     y = _masked_linear(zb, gain_b, inter_bp, lin_m)  # (P, 3, out)
     n_out = y.shape[2]
     mt = lin_m.weight.t()  # (n_b, out)
@@ -739,9 +776,6 @@ def _tail(
         else:
             r = ((gain_b[pair_par] * lin_l.weight.t()[cline]) @ mt)[f_pair]
         yk.view(cn, 3 * n_out).index_add_(0, f_kid, (f_dy[:, :, None] * r[:, None, :]).reshape(-1, 3 * n_out))
-    newc = codes_b[cp_kid, cp_unit].long()
-    oldc = base_pb[g[cp_kid], cp_unit].long()
-    d = (newc != oldc).nonzero().squeeze(1)
     if len(d):
         u, nc, oc = cp_unit[d], newc[d], oldc[d]
         dy = raw_b[d] * (slopes_b[nc, u] - slopes_b[oc, u])[:, None]
