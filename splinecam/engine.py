@@ -881,8 +881,8 @@ def _cut_pairs(
     dev = poly.xy.device
     perm = torch.arange(len(pp), device=dev)
     if len(pp) > 1:
-        perm = torch.argsort(pp * nl + _line_rank(nl, dev)[ll])
-        pp, ll, tab = pp[perm], ll[perm], tab[perm]
+        perm = torch.argsort(pp * nl + _line_rank(nl, dev).index_select(0, ll))
+        pp, ll, tab = pp.index_select(0, perm), ll.index_select(0, perm), tab.index_select(0, perm)
     counts = torch.bincount(pp, minlength=p)
     ptr = torch.zeros(p + 1, dtype=torch.int64, device=dev)
     ptr[1:] = torch.cumsum(counts, 0)
@@ -905,10 +905,10 @@ def _cut_pairs(
         lptr = torch.cumsum(lcnt, 0) - lcnt
         pair = lst[lptr]
         t = tab.index_select(0, pair)
-        pieces, src = split_by_lines(act, t[:, 0], t[:, 1], t[:, 2], t[:, 3], lids[pair], all_crossed=True)
-        owner = owner[src]
+        pieces, _ = split_by_lines(act, t[:, 0], t[:, 1], t[:, 2], t[:, 3], lids[pair], all_crossed=True)
+        owner = owner.repeat(2)  # split_by_lines with all lines crossing: src = [0 .. P) twice
         # candidate lines of each piece: the rest of its source's list
-        rest = lcnt[src] - 1
+        rest = lcnt.repeat(2) - 1
         tot = int(rest.sum())
         if tot == 0:
             done_polys.append(pieces)
@@ -917,7 +917,7 @@ def _cut_pairs(
         npc = len(pieces)
         child = torch.repeat_interleave(torch.arange(npc, device=dev), rest)
         first = torch.cumsum(rest, 0) - rest
-        cand = lst[(lptr[src] + 1 - first)[child] + torch.arange(tot, device=dev)]
+        cand = lst[(lptr.repeat(2) + 1 - first)[child] + torch.arange(tot, device=dev)]
         real = _crosses(pieces.xy.index_select(0, child), tab.index_select(0, cand))
         lst = cand[real]
         lcnt = torch.bincount(child[real], minlength=npc)

@@ -70,7 +70,12 @@ class Polygons:
         return int(self.nv.shape[0])
 
     def index(self, idx: torch.Tensor) -> Polygons:
-        p = Polygons(self.xy[idx], self.hsh[idx], self.lab[idx], self.nv[idx])
+        p = Polygons(
+            self.xy.index_select(0, idx),
+            self.hsh.index_select(0, idx),
+            self.lab.index_select(0, idx),
+            self.nv.index_select(0, idx),
+        )
         return p.trim()
 
     def trim(self) -> Polygons:
