@@ -318,11 +318,13 @@ def run_program(
                     pv = _values_at(pre, _probe_points(poly, with_centroid=lin is not None))
                     new_poly, parent, cptr, cline = _cut_layer(poly, pre, tables[pos][0], radius, off, pv[:, 0])
                     nnew = len(new_poly)
+                    lin_one = None
                     if lin is not None:
                         # sparse updates pay off when few units cross each region (always but at
-                        # the first cutting layer)
+                        # the first cutting layer, whose one region is done by products instead)
                         ccount = cptr[1:] - cptr[:-1]
                         if int(ccount[parent].sum()) * _SPARSE_MIN_RATIO > nnew * n:
+                            lin_one = lin if nreg == 1 else None
                             lin = None
                     plan = _tail_plan(program, pos, nbps) if lin is not None else None
                     if plan is not None:
@@ -352,7 +354,10 @@ def run_program(
                     per_region += 3 * n * x.element_size()
                     chunk = chunk_size or int(min(65536, max(256, budget // per_region)))
                     starts = list(range(0, nnew, chunk))
-                    if lin is None:
+                    if lin_one is not None:
+                        post_fn, cenv = _one_parent_post(program, pos, lin_one, pre, tables[pos], env)
+                        nxt = pos + 2
+                    elif lin is None:
                         post_fn = _make_post(pos, step, tables[pos])
                         cenv, nxt = env, pos + 1
                     else:
@@ -786,6 +791,47 @@ def _tail(
     if len(h_kid):
         _add_sparse_rows(yf, h_kid, h_unit, h_dy, mt, len(gk))
     return out, g[gk], yf, [codes_a[gk], codes_bf], gk
+
+
+def _one_parent_post(
+    program: Program,
+    pos: int,
+    lin: nn.Linear,
+    pre: torch.Tensor,
+    table: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    env: dict[int, Any],
+) -> tuple[Callable, dict[int, Any]]:
+    """A nonlinearity followed by a Linear layer on the children of one region (the first cutting
+    layer): the children's codes and Linear outputs are two matrix products with the parent's
+    affine stack ``pre`` ``(1, 3, n)``, with no per-child copy of that stack.
+
+    ``val = pre[0, 0] + ctr @ pre[0, 1:]`` gives every unit at each child's vertex mean; with the
+    pieces' slopes ``gain`` ``(C, n)``, the output row ``r`` is ``(gain * pre[0, r]) @ W.T``, i.e.
+    ``gain @ K`` with ``K[j, (r, o)] = pre[0, r, j] W[o, j]``.
+    """
+    step = program.steps[pos]
+    q = pos + 1
+    bps = table[0]
+    p0 = pre[0]  # (3, n)
+    w = lin.weight
+    n_out = w.shape[0]
+    kmat = (p0[:, :, None] * w.t()[None]).permute(1, 0, 2).reshape(p0.shape[1], 3 * n_out)
+    freed = set(step.free_after) | set(program.steps[q].free_after)
+    cenv = {k: v for k, v in env.items() if k not in freed}
+
+    def post(it: _Item, g: torch.Tensor) -> None:
+        val = torch.addmm(p0[0], it.poly.centroids(), p0[1:])
+        on = val > bps[0]
+        gain, inter = _piece_maps(on, table)
+        z = (gain @ kmat).view(-1, 3, n_out)
+        if inter is not None:
+            z[:, 0] += inter @ w.t()
+        if lin.bias is not None:
+            z[:, 0] += lin.bias
+        it.env[q] = z.view(-1, n_out)
+        it.codes.append(_pack(on))
+
+    return post, cenv
 
 
 def _add_sparse_rows(

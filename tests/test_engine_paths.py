@@ -34,8 +34,8 @@ def _run(
     wherever they apply, even where the engine would find them slower (the first layer)."""
     if force:
         monkeypatch.setattr(engine, "_SPARSE_MIN_RATIO", 0)
-    calls = {"sparse": 0, "tail": 0}
-    for name, key in (("_linear_post", "sparse"), ("_tail", "tail")):
+    calls = {"sparse": 0, "tail": 0, "one_parent": 0}
+    for name, key in (("_linear_post", "sparse"), ("_tail", "tail"), ("_one_parent_post", "one_parent")):
         orig = getattr(engine, name)
 
         def counting(*a, _orig=orig, _key=key, **k):
@@ -103,9 +103,19 @@ def test_fast_paths_match_dense(seed: int, act: str, path: str, monkeypatch: pyt
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_wide_mlps_take_the_tail_path_by_themselves(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, calls = _compare(_mlp(seed, (2, 48, 48, 48, 1)), sc.Slice.box((-1, 1), (-1, 1)), monkeypatch)
-    assert calls["tail"] > 0
+def test_wide_mlps_take_the_fast_paths_by_themselves(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the first layer's children by products with the one parent's stack, the last two layers at once
+    act = "leaky" if seed % 2 else "relu"
+    _, calls = _compare(_mlp(seed, (2, 48, 48, 48, 1), act=act), sc.Slice.box((-1, 1), (-1, 1)), monkeypatch)
+    assert calls["tail"] > 0 and calls["one_parent"] > 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_parent_path_then_sparse_head(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two hidden layers: the first by the one-parent products, the second by the sparse path
+    model = _mlp(seed, (2, 40, 40, 3), act="leaky" if seed == 1 else "relu")
+    _, calls = _compare(model, sc.Slice.box((-2, 2), (-2, 2)), monkeypatch)
+    assert calls["one_parent"] > 0 and calls["sparse"] > 0
 
 
 @pytest.mark.parametrize("seed", range(4))
