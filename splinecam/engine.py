@@ -10,8 +10,21 @@ module works with no special code.
 At a piecewise-linear step, each unit whose breakpoint line ``f_j(u) = t`` crosses a region's polygon
 cuts it (:func:`splinecam.geometry.split_by_lines`). Cuts are applied per layer with conflict lists:
 every piece keeps the lines of its region that still cross it, and is cut by the first of them in
-one fixed pseudo-random order of the layer's line ids (see :func:`_cut_layer`). The pieces get their
-codes (from their interior), and the next steps see the masked affine maps.
+one fixed pseudo-random order of the layer's line ids (see :func:`_cut_pairs`). The pieces get their
+codes (from their interior; bit-packed where a unit has one breakpoint), and the next steps see the
+masked affine maps.
+
+A nonlinearity followed by an ``nn.Linear`` (the MLP case) has faster paths that give the same
+partition (tests compare them with the plain one):
+
+* one parent region (the first cutting layer): the children's codes and Linear outputs are two
+  matrix products with the parent's stack (:func:`_one_parent_post`);
+* few crossing units per region (the layers after): the Linear runs once per parent, and each
+  child adds the weight columns of the few units whose piece differs (:func:`_linear_post`);
+* the last two nonlinearities ``A -> Linear -> B -> Linear head``: no affine stack is written per
+  child of ``A``; ``B``'s lines are filtered once per parent with a bound on the children's
+  changes, and the head's output is assembled from per-parent products and sparse terms
+  (:func:`_tail`). The work per region then hardly grows with the layers' width.
 
 Regions are independent once made, so the engine streams them depth-first through the remaining
 steps in chunks of bounded size: memory stays bounded by ``depth x chunk`` whatever the region count.
