@@ -729,7 +729,9 @@ def _tail(
     on_a = on_pa[pair_par, cline]
     t_a = bps_a[0].abs()
     reach = torch.where(on_a, (ca - sa).abs(), (ca + sa).abs()).clamp_min(t_a)
-    reach += 1e-9 * (ca.abs() + sa + t_a)  # far beyond rounding, and than the cutting tolerance
+    # a child may reach past the line by the cutting tolerance (its vertices there were snapped
+    # onto the line): add twice that, and a relative slack far beyond rounding
+    reach += 2.0 * _line_table(raw_a, bps_a, radius, cline)[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
     dslope = (slopes_a[1] - slopes_a[0]).abs()
     dinter = (inter_a[1] - inter_a[0]).abs()
     reach = reach * dslope[cline] + dinter[cline]

@@ -418,7 +418,9 @@ def check_exact(
         codes = part.codes[li]
         assert codes.shape == (r, p.shape[1]), (codes.shape, p.shape)
         unit_scale = np.abs(p).max(0, keepdims=True)
-        ok = np.abs(p) > 1e-9 * unit_scale  # units not (numerically) on their breakpoint
+        # units not (numerically) on their breakpoint; also not rounding noise of a layer that is
+        # identically zero there (within 1e-12 of the largest unit input of the network)
+        ok = (np.abs(p) > 1e-9 * unit_scale) & (np.abs(p) > 1e-12 * unit_mag)
         rc = (p > 0).astype(np.int64)
         bad = (rc != codes[rid]) & ok
         assert not bad.any(), f"layer {li}: {int(bad.sum())} unit codes differ from the real model"
