@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splinecam.engine import _bits, _pack, _toggle
+from splinecam.codes import _bits, _pack, _toggle
 from splinecam.geometry import Polygons, _split_crossed, _split_crossed_general, mix_hash, split_by_lines
 
 
