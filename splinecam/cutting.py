@@ -49,12 +49,10 @@ def _candidate_pairs(
     """
     p, _, n = pre.shape
     m = bps.numel()
-    lo = poly.xy.amin(1)
-    hi = poly.xy.amax(1)
-    half = (0.5 * (1.0 + 1e-9)) * (hi - lo)
+    mid, half = _box(poly)
     if centre is None:
-        centre = _values_at(pre, _probe_points(poly, with_centroid=False))[:, 0]
-    spread = torch.bmm(half[:, None, :], pre[:, 1:].abs()).squeeze(1)
+        centre = _values_at(pre, _homogeneous(mid))[:, 0]
+    spread = _spread(pre, half * (1.0 + 1e-9))
     if m == 1:
         if bool(bps[0] != 0):
             centre = centre - bps[0]
@@ -128,9 +126,8 @@ def _cut_pairs(
             done_owner.append(owner)
             break
         npc = len(pieces)
-        child = torch.repeat_interleave(torch.arange(npc, device=dev), rest)
-        first = torch.cumsum(rest, 0) - rest
-        cand = lst[(lptr.repeat(2) + 1 - first)[child] + torch.arange(tot, device=dev)]
+        child, k = _expand(rest)
+        cand = lst[(lptr.repeat(2) + 1)[child] + k]
         real = _crosses(pieces.xy.index_select(0, child), tab.index_select(0, cand))
         lst = cand[real]
         lcnt = torch.bincount(child[real], minlength=npc)
@@ -148,22 +145,49 @@ def _cut_pairs(
     return Polygons.cat(done_polys), torch.cat(done_owner), ptr, ll, perm
 
 
-def _probe_points(poly: Polygons, with_centroid: bool) -> torch.Tensor:
-    """Homogeneous points ``(P, q, 3)`` (rows ``[1, x, y]``): each polygon's bounding-box centre and,
-    with ``with_centroid``, its vertex mean (strictly inside it)."""
+def _box(poly: Polygons) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre and half-sizes ``(P, 2)`` of each polygon's bounding box."""
     lo = poly.xy.amin(1)
     hi = poly.xy.amax(1)
-    one = torch.ones((len(poly), 1), dtype=poly.xy.dtype, device=poly.xy.device)
-    rows = [torch.cat([one, 0.5 * (lo + hi)], 1)]
-    if with_centroid:
-        rows.append(torch.cat([one, poly.centroids()], 1))
-    return torch.stack(rows, 1)
+    return 0.5 * (lo + hi), 0.5 * (hi - lo)
+
+
+def _homogeneous(*points: torch.Tensor) -> torch.Tensor:
+    """Points ``(P, 2)`` each, as homogeneous rows ``[1, x, y]`` stacked to ``(P, q, 3)``."""
+    one = torch.ones((points[0].shape[0], 1), dtype=points[0].dtype, device=points[0].device)
+    return torch.stack([torch.cat([one, q], 1) for q in points], 1)
+
+
+def _probe_points(poly: Polygons, with_centroid: bool) -> torch.Tensor:
+    """Homogeneous points ``(P, q, 3)``: each polygon's bounding-box centre and, with
+    ``with_centroid``, its vertex mean (strictly inside it)."""
+    mid = _box(poly)[0]
+    return _homogeneous(mid, poly.centroids()) if with_centroid else _homogeneous(mid)
 
 
 def _values_at(pre: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
-    """Every unit's value ``(P, q, units)`` at the points ``pts`` ``(P, q, 3)`` of :func:`_probe_points`:
-    one batched product over the ``(P, 3, units)`` affine stack."""
+    """Every unit's value ``(P, q, units)`` at the homogeneous points ``pts`` ``(P, q, 3)``: one
+    batched product over the ``(P, 3, units)`` affine stack."""
     return torch.bmm(pts, pre)
+
+
+def _spread(pre: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+    """How far every unit ``(P, units)`` varies from its value at the box centre over boxes of
+    half-sizes ``half`` ``(P, 2)``: ``|a0| hx + |a1| hy``."""
+    return torch.bmm(half[:, None, :], pre[:, 1:].abs()).squeeze(1)
+
+
+def _line_value(raw: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """The affine values ``raw`` ``(N, 3)`` (value at the origin, two partial derivatives) at the
+    points ``xy`` ``(N, 2)``."""
+    return raw[:, 0] + xy[:, 0] * raw[:, 1] + xy[:, 1] * raw[:, 2]
+
+
+def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For consecutive groups of sizes ``counts``: the group of every member, and its rank in it."""
+    row = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+    first = torch.cumsum(counts, 0) - counts
+    return row, torch.arange(len(row), device=counts.device) - first[row]
 
 
 def _line_table(raw: torch.Tensor, bps: torch.Tensor, radius: float, line: torch.Tensor) -> torch.Tensor:

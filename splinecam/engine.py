@@ -43,7 +43,7 @@ import torch
 import torch.nn as nn
 
 from .codes import _pack
-from .cutting import _cut_layer, _probe_points, _values_at
+from .cutting import _cut_layer, _homogeneous, _probe_points, _values_at
 from .errors import SliceError, UnsupportedModelError
 from .geometry import Polygons, _fmix
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
@@ -445,7 +445,7 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
         x = it.env[pre_pos]
         nreg = len(it.poly)
         pre = x.reshape(nreg, 3, -1)
-        val = _values_at(pre, _probe_points(it.poly, with_centroid=True)[:, 1:])[:, 0]
+        val = _values_at(pre, _homogeneous(it.poly.centroids()))[:, 0]
         if bps.numel() == 1:
             on = val > bps[0]
             codes = _pack(on)

@@ -19,7 +19,17 @@ import torch
 import torch.nn as nn
 
 from .codes import _bits, _pack, _toggle
-from .cutting import _crosses, _cut_pairs, _line_table
+from .cutting import (
+    _box,
+    _crosses,
+    _cut_pairs,
+    _expand,
+    _homogeneous,
+    _line_table,
+    _line_value,
+    _spread,
+    _values_at,
+)
 from .geometry import Polygons
 from .trace import Program, _Ref, _refs
 
@@ -77,8 +87,28 @@ def _piece_maps(
 
 def _pair_parents(ptr: torch.Tensor) -> torch.Tensor:
     """The region of every entry of a CSR list with offsets ``ptr``."""
-    p = len(ptr) - 1
-    return torch.repeat_interleave(torch.arange(p, device=ptr.device), ptr[1:] - ptr[:-1])
+    return _expand(ptr[1:] - ptr[:-1])[0]
+
+
+def _piece_change(
+    raw: torch.Tensor,
+    unit: torch.Tensor,
+    newc: torch.Tensor,
+    oldc: torch.Tensor,
+    table: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """The change ``(k, 3)`` of units' outputs, as affine maps, when their inputs ``raw`` ``(k, 3)``
+    move from piece ``oldc`` to piece ``newc``."""
+    _, slopes, inter = table
+    dy = raw * (slopes[newc, unit] - slopes[oldc, unit])[:, None]
+    dy[:, 0] += inter[newc, unit] - inter[oldc, unit]
+    return dy
+
+
+def _env_past_linear(program: Program, pos: int, env: dict[int, Any]) -> dict[int, Any]:
+    """The values still live after the nonlinearity at ``pos`` and the Linear layer after it."""
+    freed = set(program.steps[pos].free_after) | set(program.steps[pos + 1].free_after)
+    return {k: v for k, v in env.items() if k not in freed}
 
 
 def _flips(
@@ -99,28 +129,18 @@ def _flips(
     changes, ``(child, unit, pair, dy)``, sorted by child: ``pair`` indexes ``cline`` and ``dy``
     ``(k, 3)`` is the change of the unit's output as an affine map (new piece minus old piece).
     """
-    bps, slopes, inter = table
-    dev = base.device
-    cn = len(g)
     codes = base[g]
-    cnt = (cptr[1:] - cptr[:-1])[g]
-    tot = int(cnt.sum())
-    child = torch.repeat_interleave(torch.arange(cn, device=dev), cnt)
-    first = torch.cumsum(cnt, 0) - cnt
-    pair = cptr[g][child] + torch.arange(tot, device=dev) - first[child]
+    child, k = _expand((cptr[1:] - cptr[:-1])[g])
+    pair = cptr[g][child] + k
     unit = cline[pair]
     xv = raw[pair]
-    cc = ctr[child]
-    v = xv[:, 0] + cc[:, 0] * xv[:, 1] + cc[:, 1] * xv[:, 2]
-    newc = (v > bps[0]).long()
+    newc = (_line_value(xv, ctr[child]) > table[0][0]).long()
     oldc = _bits(codes, child, unit)
     d = (newc != oldc).nonzero().squeeze(1)
     child, unit, pair, xv = child[d], unit[d], pair[d], xv[d]
     newc, oldc = newc[d], oldc[d]
     _toggle(codes, child, unit)
-    dy = xv * (slopes[newc, unit] - slopes[oldc, unit])[:, None]
-    dy[:, 0] += inter[newc, unit] - inter[oldc, unit]
-    return codes, (child, unit, pair, dy)
+    return codes, (child, unit, pair, _piece_change(xv, unit, newc, oldc, table))
 
 
 def _linear_post(
@@ -143,15 +163,13 @@ def _linear_post(
     those units. The cost per child is then proportional to the number of crossing units, not to
     the layer's width.
     """
-    step = program.steps[pos]
     q = pos + 1
     p = pre.shape[0]
     on = val > table[0][0]
     base = _pack(on)
     gain, inter = _piece_maps(on, table)
     z = _masked_linear(pre, gain, inter, lin).reshape(3 * p, -1)
-    freed = set(step.free_after) | set(program.steps[q].free_after)
-    cenv = {k: v for k, v in env.items() if k not in freed}
+    cenv = _env_past_linear(program, pos, env)
     cenv[q] = z
     wt = lin.weight.t()
     raw = pre[_pair_parents(cptr), :, cline]  # (pairs, 3): the crossing units' affine values
@@ -231,7 +249,7 @@ def _tail(
     child each grandchild comes from.
     """
     bps_a, slopes_a, inter_a = table_a
-    bps_b, slopes_b, inter_b = table_b
+    bps_b = table_b[0]
     p = pre.shape[0]
     cn = len(kids)
     dev = pre.device
@@ -247,15 +265,11 @@ def _tail(
     codes_a, (f_kid, f_unit, f_pair, f_dy) = _flips(base_a, g, cptr, cline, raw_a, kid_ctr, table_a)
     # the largest change of each crossing unit's output over its parent's box, and the resulting
     # bound on the change of every input of B
-    lo = poly.xy.amin(1)
-    hi = poly.xy.amax(1)
-    mid = 0.5 * (lo + hi)
-    half = 0.5 * (hi - lo)
-    mp = mid[pair_par]
+    mid, half = _box(poly)
     hp = half[pair_par]
     # (a child whose piece of unit i differs from the parent's lies on the other side of i's line
     # than the parent's vertex mean: only that part of the box counts)
-    ca = raw_a[:, 0] + raw_a[:, 1] * mp[:, 0] + raw_a[:, 2] * mp[:, 1]
+    ca = _line_value(raw_a, mid[pair_par])
     sa = raw_a[:, 1].abs() * hp[:, 0] + raw_a[:, 2].abs() * hp[:, 1]
     on_a = on_pa[pair_par, cline]
     t_a = bps_a[0].abs()
@@ -270,9 +284,8 @@ def _tail(
     bound.index_add_(0, pair_par, lin_l.weight.t().abs()[cline] * reach[:, None])
     # B's units that may change piece somewhere on a parent's box (with a wide safety margin: the
     # others are certain to keep the piece they have at the box centre)
-    one = torch.ones((p, 1), dtype=pre.dtype, device=dev)
-    centre_b = torch.bmm(torch.cat([one, mid], 1)[:, None, :], zb).squeeze(1)
-    spread_b = torch.bmm(half[:, None, :], zb[:, 1:].abs()).squeeze(1)
+    centre_b = _values_at(zb, _homogeneous(mid))[:, 0]
+    spread_b = _spread(zb, half)
     dist = (centre_b - bps_b[0]).abs()
     maybe = dist * (1.0 - 1e-7) <= (spread_b + bound) * (1.0 + 1e-7)
     on_pb = centre_b > bps_b[0]
@@ -282,27 +295,18 @@ def _tail(
     s_cnt = torch.bincount(s_par, minlength=p)
     s_first = torch.cumsum(s_cnt, 0) - s_cnt
     # every child with every unit of S of its parent: exact coefficients = parent's + sparse sum
-    k = s_cnt[g]
-    tot = int(k.sum())
-    cp_kid = torch.repeat_interleave(torch.arange(cn, device=dev), k)
-    first = torch.cumsum(k, 0) - k
-    cp_s = s_first[g][cp_kid] + torch.arange(tot, device=dev) - first[cp_kid]
-    cp_unit = s_unit[cp_s]
-    raw_b = zb[g[cp_kid], :, cp_unit]  # (tot, 3)
+    cp_kid, k = _expand(s_cnt[g])
+    cp_unit = s_unit[s_first[g][cp_kid] + k]
+    raw_b = zb[g[cp_kid], :, cp_unit]  # (pairs, 3)
     nfl = torch.bincount(f_kid, minlength=cn)
-    k2 = nfl[cp_kid]
-    tot2 = int(k2.sum())
-    if tot2:
-        combo = torch.repeat_interleave(torch.arange(tot, device=dev), k2)
-        fl_first = torch.cumsum(nfl, 0) - nfl
-        first2 = torch.cumsum(k2, 0) - k2
-        fl = fl_first[cp_kid[combo]] + torch.arange(tot2, device=dev) - first2[combo]
+    combo, k2 = _expand(nfl[cp_kid])
+    if len(combo):
+        fl = (torch.cumsum(nfl, 0) - nfl)[cp_kid[combo]] + k2
         wv = lin_l.weight[cp_unit[combo], f_unit[fl]]
         raw_b.index_add_(0, combo, f_dy[fl] * wv[:, None])
     # B's codes on the children: the parent's box-centre codes, S read at the child's vertex mean
     codes_b = base_pb[g]
-    v = raw_b[:, 0] + kid_ctr[cp_kid, 0] * raw_b[:, 1] + kid_ctr[cp_kid, 1] * raw_b[:, 2]
-    newc = (v > bps_b[0]).long()
+    newc = (_line_value(raw_b, kid_ctr[cp_kid]) > bps_b[0]).long()
     oldc = on_pb[g[cp_kid], cp_unit].long()
     d = (newc != oldc).nonzero().squeeze(1)
     _toggle(codes_b, cp_kid[d], cp_unit[d])
@@ -328,10 +332,8 @@ def _tail(
             r = ((gain_b[pair_par] * lin_l.weight.t()[cline]) @ mt)[f_pair]
         yk.view(cn, 3 * n_out).index_add_(0, f_kid, (f_dy[:, :, None] * r[:, None, :]).reshape(-1, 3 * n_out))
     if len(d):
-        u, nc, oc = cp_unit[d], newc[d], oldc[d]
-        dy = raw_b[d] * (slopes_b[nc, u] - slopes_b[oc, u])[:, None]
-        dy[:, 0] += inter_b[nc, u] - inter_b[oc, u]
-        _add_sparse_rows(yk, cp_kid[d], u, dy, mt, cn)
+        dy = _piece_change(raw_b[d], cp_unit[d], newc[d], oldc[d], table_b)
+        _add_sparse_rows(yk, cp_kid[d], cp_unit[d], dy, mt, cn)
     codes_bf, (h_kid, h_unit, _, h_dy) = _flips(codes_b, gk, bptr, bline, raw_bc, out.centroids(), table_b)
     yf = yk[gk]
     if len(h_kid):
@@ -355,15 +357,13 @@ def _one_parent_post(
     pieces' slopes ``gain`` ``(C, n)``, the output row ``r`` is ``(gain * pre[0, r]) @ W.T``, i.e.
     ``gain @ K`` with ``K[j, (r, o)] = pre[0, r, j] W[o, j]``.
     """
-    step = program.steps[pos]
     q = pos + 1
     bps = table[0]
     p0 = pre[0]  # (3, n)
     w = lin.weight
     n_out = w.shape[0]
     kmat = (p0[:, :, None] * w.t()[None]).permute(1, 0, 2).reshape(p0.shape[1], 3 * n_out)
-    freed = set(step.free_after) | set(program.steps[q].free_after)
-    cenv = {k: v for k, v in env.items() if k not in freed}
+    cenv = _env_past_linear(program, pos, env)
 
     def post(it: Any, g: torch.Tensor) -> None:
         val = torch.addmm(p0[0], it.poly.centroids(), p0[1:])
