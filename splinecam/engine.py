@@ -45,7 +45,7 @@ import torch.nn as nn
 from .codes import _pack
 from .cutting import _cut_layer, _homogeneous, _probe_points, _values_at
 from .errors import SliceError, UnsupportedModelError
-from .geometry import Polygons, _fmix
+from .geometry import Polygons, _fmix, _zorder
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
 from .slice import Slice
 from .trace import Program, Step, _map_args, _Ref, prepare_model, trace_model
@@ -371,6 +371,11 @@ def run_program(
                     chunk = chunk_size or int(min(65536, max(256, budget // per_region)))
                     starts = list(range(0, nnew, chunk))
                     if lin_one is not None:
+                        # the children in Z-order of their vertex means: each chunk then holds
+                        # nearby regions, and so does the final region order (cache locality
+                        # down to the Partition's shared-vertex table)
+                        zo = _zorder(new_poly.centroids())
+                        new_poly, parent = new_poly.index(zo), parent[zo]
                         post_fn, cenv = _one_parent_post(program, pos, lin_one, pre, tables[pos], env)
                         nxt = pos + 2
                     elif lin is None:

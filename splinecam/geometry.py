@@ -57,6 +57,25 @@ def mix_hash(a: torch.Tensor, b: torch.Tensor, lid: torch.Tensor) -> torch.Tenso
     return _fmix(x)
 
 
+def _interleave(v: torch.Tensor) -> torch.Tensor:
+    """Spread the 16 low bits of ``v`` (int64) to the even bit positions (for a Z-order key)."""
+    v = (v | (v << 8)) & 0x00FF00FF
+    v = (v | (v << 4)) & 0x0F0F0F0F
+    v = (v | (v << 2)) & 0x33333333
+    return (v | (v << 1)) & 0x55555555
+
+
+def _zorder(pts: torch.Tensor) -> torch.Tensor:
+    """The permutation that sorts points ``(C, 2)`` along a Z-order (Morton) curve through their
+    bounding box, on a 65536 x 65536 grid: consecutive points are mostly close to each other."""
+    if len(pts) == 0:
+        return torch.zeros(0, dtype=torch.int64, device=pts.device)
+    lo = pts.min(0).values
+    span = (pts.max(0).values - lo).clamp_min(torch.finfo(pts.dtype).tiny)
+    q = ((pts - lo) / span * 65535.0).long().clamp_(0, 65535)
+    return torch.argsort(_interleave(q[:, 0]) | (_interleave(q[:, 1]) << 1))
+
+
 @dataclass
 class Polygons:
     """A batch of convex polygons on padded tensors (see module docstring)."""

@@ -18,7 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from splinecam.codes import _bits, _pack, _toggle
-from splinecam.geometry import Polygons, _split_crossed, _split_crossed_general, mix_hash, split_by_lines
+from splinecam.geometry import (
+    Polygons,
+    _split_crossed,
+    _split_crossed_general,
+    _zorder,
+    mix_hash,
+    split_by_lines,
+)
 
 
 def _random_polygons(rng: np.random.Generator, p: int, kmax: int = 9) -> Polygons:
@@ -195,3 +202,23 @@ def test_packed_codes_match_numpy_and_toggle(n: int) -> None:
     _toggle(packed, r, u)
     on[r, u] = ~on[r, u]
     np.testing.assert_array_equal(packed.numpy(), np.packbits(on.numpy(), axis=1))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-6, 1.0, 1e8])
+def test_zorder_is_a_local_permutation(scale: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    pts = (torch.rand(4000, 2, generator=g, dtype=torch.float64) - 0.3) * scale
+    order = _zorder(pts)
+    assert torch.equal(torch.sort(order).values, torch.arange(4000))
+    # consecutive points along the curve are close: far shorter path than in random order
+    unit = pts / scale  # (norms of 1e-300 differences would underflow)
+    path = (unit[order][1:] - unit[order][:-1]).norm(dim=1).sum()
+    assert path < 0.1 * (unit[1:] - unit[:-1]).norm(dim=1).sum()
+
+
+def test_zorder_degenerate_inputs() -> None:
+    assert len(_zorder(torch.zeros((0, 2), dtype=torch.float64))) == 0
+    same = torch.full((5, 2), 3.0, dtype=torch.float64)  # zero span
+    assert torch.equal(torch.sort(_zorder(same)).values, torch.arange(5))
+    line = torch.stack([torch.linspace(0, 1, 50, dtype=torch.float64), torch.zeros(50, dtype=torch.float64)], 1)
+    assert torch.equal(_zorder(line.flip(0)), torch.arange(49, -1, -1))  # sorted along the one axis
