@@ -226,6 +226,31 @@ def _pwl_tables(step: Step, n: int, dtype: torch.dtype, device: torch.device) ->
     return bps, slopes, inter
 
 
+# A line's on-the-line tolerance is at least ``_NOISE_FLOOR`` times its layer's scale (the largest
+# unit input at the domain's vertices and centre): a unit that is identically zero on a region
+# (exact cancellation, e.g. integer weights without bias) has rounding noise for coefficients
+# there, about 1e-16 of the sums that made them, and its "line" must not cut. ``verify`` likewise
+# takes a unit within 1e-12 of the largest unit input to be on its breakpoint.
+_NOISE_FLOOR = 1e-12
+
+
+def _layer_scales(program: Program, model: nn.Module, x: torch.Tensor) -> list[float]:
+    """The largest absolute input of every nonlinearity (in program order) on the points ``x``
+    (a batch of real inputs), running the traced steps on them."""
+    env: dict[int, Any] = {}
+    scales: list[float] = []
+    for i, step in enumerate(program.steps):
+        if step.kind == "input":
+            env[i] = x
+            continue
+        args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        if step.kind == "pwl":
+            scales.append(float(args[0].abs().max()) if args[0].numel() else 0.0)
+        env[i] = _call(step, args, kwargs, model)
+    return scales
+
+
 def run_program(
     model: nn.Module,
     program: Program,
@@ -277,6 +302,11 @@ def run_program(
         raise UnsupportedModelError(
             f"the model returned a {type(probe).__name__}; splinecam needs a single output tensor"
         )
+    # every layer's scale on the domain's vertices and centre: the floor of its lines' tolerance
+    with torch.no_grad():
+        u = torch.cat([dom, dom.new_zeros((1, 2))])
+        pts = inp[0] + torch.tensordot(u, inp[1:], dims=1)
+        floors = [_NOISE_FLOOR * s for s in _layer_scales(program, model, pts)]
     out_polys: list[Polygons] = []
     out_c: list[torch.Tensor] = []
     out_g: list[torch.Tensor] = []
@@ -339,7 +369,9 @@ def run_program(
                     # filter) and at its vertex mean (the codes of the sparse Linear path), from one
                     # batched product that reads the affine stack once
                     pv = _values_at(pre, _probe_points(poly, with_centroid=lin is not None))
-                    new_poly, parent, cptr, cline = _cut_layer(poly, pre, tables[pos][0], radius, off, pv[:, 0])
+                    new_poly, parent, cptr, cline = _cut_layer(
+                        poly, pre, tables[pos][0], radius, off, pv[:, 0], floors[li]
+                    )
                     nnew = len(new_poly)
                     lin_one = None
                     if lin is not None:
@@ -361,7 +393,7 @@ def run_program(
                             tables[pos_b] = _pwl_tables(steps[pos_b], n_b, dtype, device)
                         out, gp, yf, new_codes, _ = _tail(
                             poly, pre, pv[:, 1], new_poly, parent, cptr, cline, lin, lin_m,
-                            tables[pos], tables[pos_b], radius, off_b,
+                            tables[pos], tables[pos_b], radius, off_b, (floors[li], floors[li_b]),
                         )
                         fenv = {k: v for k, v in env.items() if steps[k].kind not in ("input", "affine", "pwl")}
                         fenv[pos_b + 1] = yf.reshape(-1, *yf.shape[2:])

@@ -228,6 +228,7 @@ def _tail(
     table_b: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     radius: float,
     off_b: int,
+    floors: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
     """The last two nonlinearities ``A -> L -> B -> M`` (see :func:`_tail_plan`), with no affine
     stack per child of ``A``.
@@ -242,7 +243,8 @@ def _tail(
     one piece on every child, and only the others (``S``) are tested on the children, with their
     exact coefficients made from the sparse sums. ``M``'s output is likewise one dense product per
     parent plus sparse terms per child and per grandchild. The cost per region then hardly
-    depends on the layers' width.
+    depends on the layers' width. ``floors``: the least on-the-line tolerances of ``A``'s and
+    ``B``'s lines (:func:`splinecam.cutting._line_table`).
 
     Returns the grandchildren, the index of the parent each comes from, ``M``'s output as an
     affine stack ``(F, 3, out)``, the codes of ``A`` and ``B`` on the grandchildren, and the
@@ -276,7 +278,7 @@ def _tail(
     reach = torch.where(on_a, (ca - sa).abs(), (ca + sa).abs()).clamp_min(t_a)
     # a child may reach past the line by the cutting tolerance (its vertices there were snapped
     # onto the line): add twice that, and a relative slack far beyond rounding
-    reach += 2.0 * _line_table(raw_a, bps_a, radius, cline)[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
+    reach += 2.0 * _line_table(raw_a, bps_a, radius, cline, floors[0])[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
     dslope = (slopes_a[1] - slopes_a[0]).abs()
     dinter = (inter_a[1] - inter_a[0]).abs()
     reach = reach * dslope[cline] + dinter[cline]
@@ -311,7 +313,7 @@ def _tail(
     d = (newc != oldc).nonzero().squeeze(1)
     _toggle(codes_b, cp_kid[d], cp_unit[d])
     # cut the children by B's lines that really cross them
-    tab = _line_table(raw_b, bps_b, radius, cp_unit)
+    tab = _line_table(raw_b, bps_b, radius, cp_unit, floors[1])
     real = _crosses(kids.xy.index_select(0, cp_kid), tab).nonzero().squeeze(1)
     out, gk, bptr, bline, perm = _cut_pairs(kids, cp_kid[real], cp_unit[real], tab[real], n_b, off_b)
     raw_bc = raw_b[real[perm]]  # affine values of B's crossing units, in CSR order
