@@ -337,6 +337,10 @@ def run_program(
                 }
                 item.codes = [c[g] for c in item.codes]
                 item.gather = None
+                # shape queries (``x.size(0)``...) may count the regions of the batch: recompute
+                # them on the regrouped one, in program order (the values they read are alive)
+                for key in sorted(k for k in item.env if steps[k].kind == "meta"):
+                    item.env[key] = runner.run_step(key, item.env, len(g))
                 if item.pending is not None:
                     item.pending(item, g)
                     item.pending = None

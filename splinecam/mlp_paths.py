@@ -209,7 +209,8 @@ def _tail_plan(program: Program, pos: int, nbps: list[int]) -> tuple[int, nn.Lin
         return None
     for st in steps[pos_b + 2:]:
         for r in _refs((st.args, st.kwargs)):
-            if int(r) < pos_b + 1 and steps[int(r)].kind in ("input", "affine", "pwl"):
+            # (shape queries too: they would need earlier values to be computed again)
+            if int(r) < pos_b + 1 and steps[int(r)].kind in ("input", "affine", "pwl", "meta"):
                 return None
     return pos_b, lin_m
 

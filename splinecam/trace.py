@@ -10,7 +10,10 @@ possible. Each step of the resulting :class:`Program` is one of
   :mod:`splinecam.engine`) by running the real torch module or function,
 * ``pwl``: an elementwise piecewise-linear function (ReLU, LeakyReLU, ...) described by its
   breakpoints and slopes; these are the steps that cut regions,
-* ``meta``: a shape query (``x.size(0)``, ``x.dim()``) whose value feeds a reshape.
+* ``meta``: a shape query (``x.size(0)``, ``x.shape[0]``, ``x.dim()``), or a value computed from
+  one, that feeds a reshape. Its value may depend on the number of regions in a batch, so the
+  engine computes it again whenever it regroups regions; the values it reads stay alive as long
+  as it does.
 
 Anything else raises :class:`~splinecam.errors.NotPiecewiseLinearError` naming the module path and
 type, before any work is done.
@@ -504,6 +507,8 @@ def trace_model(model: nn.Module) -> Program:
         args = _map_args(node.args, ref)
         kwargs = _map_args(dict(node.kwargs), ref)
         stack_args = [r for r in _refs((args, kwargs)) if kinds[r] in ("input", "affine", "pwl")]
+        # computed from shape queries only (``x.shape[0]``, ``x.size(0) * 2``): a shape query too
+        from_meta = any(kinds[r] == "meta" for r in _refs((args, kwargs)))
         if node.op == "placeholder":
             n_inputs += 1
             if n_inputs > 1:
@@ -527,7 +532,8 @@ def trace_model(model: nn.Module) -> Program:
             mod = root.get_submodule(path)
             what = type(mod).__name__
             if not stack_args:
-                add(Step("const", path, target=mod, args=args, kwargs=kwargs, op="module"))
+                kind = "meta" if from_meta else "const"
+                add(Step(kind, path, target=mod, args=args, kwargs=kwargs, op="module"))
                 continue
             spec = _pwl_from_module(mod)
             if spec is not None:
@@ -554,7 +560,7 @@ def trace_model(model: nn.Module) -> Program:
             tgt = node.target
             label = f"{node.name} ({_fn_name(tgt)})"
             if not stack_args:
-                add(Step("const", label, target=tgt, args=args, kwargs=kwargs, op=node.op))
+                add(Step("meta" if from_meta else "const", label, target=tgt, args=args, kwargs=kwargs, op=node.op))
                 continue
             if node.op == "call_method" and tgt in _META_METHODS or (
                 tgt is getattr and len(args) > 1 and args[1] in ("shape", "dtype", "device")
@@ -616,6 +622,12 @@ def trace_model(model: nn.Module) -> Program:
     for i, s in enumerate(steps):
         for r in _refs((s.args, s.kwargs)):
             last[r] = i
+    # a shape query is computed again when the engine regroups regions: what it reads lives as
+    # long as it does (later queries first, so that chains of them extend each other)
+    for i in range(len(steps) - 1, -1, -1):
+        if kinds[i] == "meta" and i in last:
+            for r in _refs((steps[i].args, steps[i].kwargs)):
+                last[r] = max(last[r], last[i])
     for r, i in last.items():
         if r != output:
             steps[i].free_after.append(r)
