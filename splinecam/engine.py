@@ -292,7 +292,7 @@ def run_program(
     # check the slice fits the model with one plain forward pass on the input point
     try:
         with torch.no_grad():
-            probe = model(inp[:1])
+            probe = model(inp[:1].clone())  # (an in-place first step must not write into inp)
     except Exception as exc:
         raise SliceError(
             f"the slice's input shape {shape} does not fit the model ({type(exc).__name__}: {exc}); "

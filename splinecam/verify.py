@@ -81,6 +81,9 @@ def evaluate_with_preactivations(
             continue
         args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
         kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        if step.kind == "pwl":
+            # a copy, taken before the step runs: an in-place activation overwrites its input
+            pre.append(args[0].reshape(len(x), -1).clone())
         if step.op == "module":
             out = step.target(*args, **kwargs)
         elif step.op == "get_attr":
@@ -92,8 +95,6 @@ def evaluate_with_preactivations(
             out = getattr(args[0], step.target)(*args[1:], **kwargs)
         else:
             out = step.target(*args, **kwargs)
-        if step.kind == "pwl":
-            pre.append(args[0].reshape(len(x), -1))
         env[i] = out
     return env[prog.output], pre
 
@@ -165,10 +166,11 @@ def verify_partition(
             u = ip[s : s + 4096]
             rr = rid[s : s + 4096]
             xin = slc.to_input(torch.as_tensor(u, dtype=torch.float64, device=dev))
-            y_eval, pres = evaluate_with_preactivations(copy_, xin)
+            # (copies: a model whose first step works in place would overwrite its input)
+            y_eval, pres = evaluate_with_preactivations(copy_, xin.clone())
             if s == 0:
                 # the step-by-step evaluation must be the model's own forward pass
-                y_fwd = copy_(xin)
+                y_fwd = copy_(xin.clone())
                 scale_f = float(y_fwd.abs().max()) + 1e-300
                 if float((y_fwd - y_eval.reshape(y_fwd.shape)).abs().max()) > 1e-12 * scale_f:
                     evaluator_ok = False

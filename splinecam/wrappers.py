@@ -166,7 +166,7 @@ class model_wrapper:  # noqa: N801 - the original toolbox's name
                 x = torch.zeros(1, *self.input_shape, dtype=self.dtype, device=dev)
             try:
                 with torch.no_grad():
-                    copy_(x)
+                    copy_(x.clone())  # (an in-place first step must not write into T)
             except (RuntimeError, ValueError, IndexError) as exc:
                 raise UnsupportedModelError(
                     f"the model does not accept inputs of shape {self.input_shape} (batch of 1): {exc}. "
