@@ -48,25 +48,12 @@ from .errors import SliceError, UnsupportedModelError
 from .geometry import Polygons, _fmix, _zorder
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
 from .slice import Slice
-from .trace import Program, Step, _map_args, _Ref, prepare_model, trace_model
+from .trace import Program, Step, _map_args, _Ref, call_step, evaluate_program, prepare_model, trace_model
 
 __all__ = ["partition", "EngineResult", "run_program"]
 
 
 # --------------------------------------------------------------------------- affine-stack execution
-def _call(step: Step, args: tuple, kwargs: dict, model: nn.Module) -> Any:
-    if step.op == "module":
-        return step.target(*args, **kwargs)
-    if step.op == "get_attr":
-        obj: Any = model
-        for part in str(step.target).split("."):
-            obj = getattr(obj, part)
-        return obj
-    if step.op == "call_method":
-        return getattr(args[0], step.target)(*args[1:], **kwargs)
-    return step.target(*args, **kwargs)
-
-
 class _Runner:
     """Executes the non-cutting steps of a program on affine stacks."""
 
@@ -82,14 +69,14 @@ class _Runner:
             if i not in self.const_cache:
                 args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
                 kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
-                self.const_cache[i] = _call(step, args, kwargs, self.model)
+                self.const_cache[i] = call_step(step, args, kwargs, self.model)
             return self.const_cache[i]
         args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
         kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
         if step.kind == "meta":
-            return _call(step, args, kwargs, self.model)
+            return call_step(step, args, kwargs, self.model)
         # affine
-        out = _call(step, args, kwargs, self.model)
+        out = call_step(step, args, kwargs, self.model)
         has_const = step.mode in ("bias", "add", "sub", "rsub")
         if has_const:
             stack_refs = {
@@ -115,7 +102,7 @@ class _Runner:
 
                     zargs = _map_args(step.args, zero)
                     zkwargs = _map_args(step.kwargs, zero)
-                    self.bias_cache[i] = _call(step, zargs, zkwargs, self.model)
+                    self.bias_cache[i] = call_step(step, zargs, zkwargs, self.model)
                 bias = self.bias_cache[i]
                 fresh = out._base is None and all(
                     out.data_ptr() != env[r].data_ptr() for r in stack_refs if isinstance(env[r], torch.Tensor)
@@ -235,20 +222,8 @@ _NOISE_FLOOR = 1e-12
 
 
 def _layer_scales(program: Program, model: nn.Module, x: torch.Tensor) -> list[float]:
-    """The largest absolute input of every nonlinearity (in program order) on the points ``x``
-    (a batch of real inputs), running the traced steps on them."""
-    env: dict[int, Any] = {}
-    scales: list[float] = []
-    for i, step in enumerate(program.steps):
-        if step.kind == "input":
-            env[i] = x
-            continue
-        args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
-        kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
-        if step.kind == "pwl":
-            scales.append(float(args[0].abs().max()) if args[0].numel() else 0.0)
-        env[i] = _call(step, args, kwargs, model)
-    return scales
+    """The largest absolute input of every nonlinearity (in program order) on the real inputs ``x``."""
+    return [float(p.abs().max()) if p.numel() else 0.0 for p in evaluate_program(program, model, x)[1]]
 
 
 def run_program(

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .errors import NotPiecewiseLinearError, UnsupportedModelError
 
-__all__ = ["PWLSpec", "Step", "Program", "trace_model", "prepare_model"]
+__all__ = ["PWLSpec", "Step", "Program", "trace_model", "prepare_model", "evaluate_program"]
 
 
 # --------------------------------------------------------------------------- piecewise-linear specs
@@ -715,6 +715,50 @@ def trace_model(model: nn.Module) -> Program:
         if r != output:
             steps[i].free_after.append(r)
     return Program(steps=steps, output=output, pwl_steps=pwl_steps)
+
+
+# --------------------------------------------------------------------------- running on points
+def call_step(step: Step, args: tuple, kwargs: dict, model: nn.Module) -> Any:
+    """Run one step's real torch module, function or method on ``args`` (values, not refs)."""
+    if step.op == "module":
+        return step.target(*args, **kwargs)
+    if step.op == "get_attr":
+        obj: Any = model
+        for part in str(step.target).split("."):
+            obj = getattr(obj, part)
+        return obj
+    if step.op == "call_method":
+        return getattr(args[0], step.target)(*args[1:], **kwargs)
+    return step.target(*args, **kwargs)
+
+
+def evaluate_program(
+    program: Program, model: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run ``program`` (traced from ``model``) on a batch of real inputs ``x``: the output and the
+    input of every piecewise-linear step, flattened to ``(N, units)`` (copies taken before the step
+    runs, since an in-place activation overwrites its input). ``x`` itself may be overwritten.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1)).eval()
+    >>> y, pre = evaluate_program(trace_model(net), net, torch.zeros(5, 2))
+    >>> tuple(y.shape), [tuple(p.shape) for p in pre]
+    ((5, 1), [(5, 3)])
+    """
+    env: dict[int, Any] = {}
+    pre: list[torch.Tensor] = []
+    for i, step in enumerate(program.steps):
+        if step.kind == "input":
+            env[i] = x
+            continue
+        args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        if step.kind == "pwl":
+            pre.append(args[0].reshape(len(x), -1).clone())
+        env[i] = call_step(step, args, kwargs, model)
+    return env[program.output], pre
 
 
 # --------------------------------------------------------------------------- model preparation

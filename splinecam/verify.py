@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .trace import _map_args, _Ref, prepare_model, trace_model
+from .trace import evaluate_program, prepare_model, trace_model
 
 __all__ = ["Check", "VerifyReport", "verify_partition", "evaluate_with_preactivations"]
 
@@ -70,33 +70,10 @@ def evaluate_with_preactivations(
     """Run a prepared (eval, float64) model on real points, returning the output and the input of
     every piecewise-linear step, flattened to ``(N, units)``.
 
-    Every step runs the real torch module or function on the batch.
+    Every step runs the real torch module or function on the batch
+    (:func:`splinecam.trace.evaluate_program`).
     """
-    prog = trace_model(model)
-    env: dict[int, Any] = {}
-    pre: list[torch.Tensor] = []
-    for i, step in enumerate(prog.steps):
-        if step.kind == "input":
-            env[i] = x
-            continue
-        args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
-        kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
-        if step.kind == "pwl":
-            # a copy, taken before the step runs: an in-place activation overwrites its input
-            pre.append(args[0].reshape(len(x), -1).clone())
-        if step.op == "module":
-            out = step.target(*args, **kwargs)
-        elif step.op == "get_attr":
-            obj: Any = model
-            for part in str(step.target).split("."):
-                obj = getattr(obj, part)
-            out = obj
-        elif step.op == "call_method":
-            out = getattr(args[0], step.target)(*args[1:], **kwargs)
-        else:
-            out = step.target(*args, **kwargs)
-        env[i] = out
-    return env[prog.output], pre
+    return evaluate_program(trace_model(model), model, x)
 
 
 def verify_partition(
