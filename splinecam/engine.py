@@ -216,9 +216,11 @@ def _pwl_tables(step: Step, n: int, dtype: torch.dtype, device: torch.device) ->
 # A line's on-the-line tolerance is at least ``_NOISE_FLOOR`` times its layer's scale (the largest
 # unit input at the domain's vertices and centre): a unit that is identically zero on a region
 # (exact cancellation, e.g. integer weights without bias) has rounding noise for coefficients
-# there, about 1e-16 of the sums that made them, and its "line" must not cut. ``verify`` likewise
-# takes a unit within 1e-12 of the largest unit input to be on its breakpoint.
-_NOISE_FLOOR = 1e-12
+# there, about 1e-16 of the sums that made them, and its "line" must not cut. The floor stays far
+# below ``verify``'s ties (1e-12 of the largest unit input) and below the own tolerance of any unit
+# whose scale is at least 1e-4 of its layer's: a floor of 1e-12 also snapped the line of a unit
+# that nearly duplicated another at 1e-3 of its scale unlike its twin's (found by fuzzing).
+_NOISE_FLOOR = 1e-14
 
 
 def _layer_scales(program: Program, model: nn.Module, x: torch.Tensor) -> list[float]:

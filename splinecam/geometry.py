@@ -13,7 +13,7 @@ iteration they are processed in, so the final planar graph needs no coordinate w
 Tolerance policy (the one place it is defined): a vertex lies *on* a line ``c + a . u = 0`` when
 ``|c + a . u| <= EPS * (|c| + (|a_0| + |a_1|) * radius)``, where ``radius`` bounds the coordinates
 (the engine works in coordinates centred on the domain, so this is relative to the domain's scale
-and to the magnitude of the line's own coefficients), or within the layer's noise floor: 1e-12
+and to the magnitude of the line's own coefficients), or within the layer's noise floor: 1e-14
 times the largest input of the line's nonlinearity at the domain's vertices and centre
 (``splinecam.engine._NOISE_FLOOR``; a unit that is identically zero on a region has rounding noise
 for coefficients there, and must not cut). Such a vertex is snapped onto the line: the cut passes

@@ -270,3 +270,33 @@ def integer_networks(draw):
 def test_integer_weight_networks_property(make_checked_partition, net_and_half):
     model, half = net_and_half
     make_checked_partition(model, sc.Slice.box((-half, half), (-half, half)), points_per_region=2)
+
+
+def test_scaled_near_duplicate_unit():
+    # (the independent checks of make_checked_partition read real codes inside a 4e-11-area sliver
+    # between the two lines, where the units are zero up to rounding; verify allows for that)
+    # unit 5 is a float32-rounded 1e-3 times copy of unit 2: two distinct lines crossing at a very
+    # shallow angle. Found by fuzzing: with a noise floor of 1e-12 of the layer's scale the small
+    # unit's line was snapped unlike its twin's and two neighbours had equal codes. The exact
+    # arrangement (rational arithmetic) has 15 regions.
+    w = [[-0.4429488480091095, 0.2509063184261322], [1.4623838663101196, -0.9277311563491821],
+         [-0.7619932889938354, -0.3266902267932892], [-0.11568903177976608, 0.4096384346485138],
+         [0.0, 0.0], [-0.0007619933458045125, -0.0003266902349423617]]
+    b = [0.47704991698265076, -0.9079628586769104, -0.050432197749614716, 0.317702054977417, 0.0,
+         -5.0432201533112675e-05]
+    v = [[0.1322351098060608, -0.4194355010986328, -0.08995150029659271, 0.08398374170064926,
+          -0.16072165966033936, -0.5551129579544067]]
+    net = nn.Sequential(nn.Linear(2, 6), nn.LeakyReLU(0.01), nn.Linear(6, 1)).double().eval()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor(w, dtype=torch.float64))
+        net[0].bias.copy_(torch.tensor(b, dtype=torch.float64))
+        net[2].weight.copy_(torch.tensor(v, dtype=torch.float64))
+        net[2].bias.fill_(2.309192657470703)
+    slc = sc.Slice.box((-4.70990901735204, 4.394761003262857), (-5.0885434602526285, 7.352218131254489))
+    part = sc.partition(net, slc)
+    report = part.verify(net)
+    assert report, report
+    assert part.num_regions == 15
+    inner = (part.edge_regions >= 0).all(1)
+    r0, r1 = part.edge_regions[inner].T
+    assert (part.codes[0][r0] != part.codes[0][r1]).any(1).all()
