@@ -131,32 +131,33 @@ class Partition:
     def _from_engine(cls, res: Any, slc: Slice, program: Any, dtype: torch.dtype) -> Partition:
         poly = res.poly
         center = slc.center
-        nv = poly.nv.cpu().numpy().astype(np.int64)
+        # in torch on the CPU: its gathers use every core, and ``unique`` and stable sorts of
+        # non-negative integers are radix sorts (several times faster here than numpy's)
+        nv = poly.nv.detach().to("cpu", torch.int64)
         r = len(nv)
         k = poly.xy.shape[1]
         # the valid slots of every padded polygon, in order, as flat indices
-        ptr = np.zeros(r + 1, dtype=np.int64)
-        ptr[1:] = np.cumsum(nv)
-        flat = np.arange(int(ptr[-1]), dtype=np.int64) + np.repeat(np.arange(r, dtype=np.int64) * k - ptr[:-1], nv)
-        xy = poly.xy.detach().to("cpu", torch.float64).numpy().reshape(-1, 2)[flat] + center
-        hs = poly.hsh.cpu().numpy().reshape(-1)[flat]
-        lab = poly.lab.cpu().numpy().reshape(-1)[flat]
-        # vertices: one per distinct identifier, taken from its first occurrence (an unstable sort
-        # and a minimum per group: same result as a stable one, several times faster)
-        order = np.argsort(hs)
-        hs_sorted = hs[order]
-        new_group = np.empty(len(hs), dtype=bool)
-        new_group[:1] = True
-        np.not_equal(hs_sorted[1:], hs_sorted[:-1], out=new_group[1:])
-        gstart = np.flatnonzero(new_group)
-        first = np.minimum.reduceat(order, gstart) if len(hs) else order
-        inv = np.empty(len(hs), dtype=np.int64)
-        inv[order] = np.cumsum(new_group) - 1
-        verts = xy[first]
+        ptr = torch.zeros(r + 1, dtype=torch.int64)
+        torch.cumsum(nv, 0, out=ptr[1:])
+        n = int(ptr[-1])
+        flat = torch.arange(n, dtype=torch.int64) + torch.repeat_interleave(
+            torch.arange(r, dtype=torch.int64) * k - ptr[:-1], nv, output_size=n
+        )
+        xy = poly.xy.detach().to("cpu", torch.float64).reshape(-1, 2).index_select(0, flat)
+        xy += torch.as_tensor(center, dtype=torch.float64)
+        hs = poly.hsh.detach().to("cpu").reshape(-1).index_select(0, flat)
+        lab = poly.lab.detach().to("cpu").reshape(-1).index_select(0, flat)
+        # vertices: one per distinct identifier (numbered in identifier order), taken from its
+        # first occurrence
+        ids, inv = torch.unique(hs, sorted=True, return_inverse=True)
+        nvert = len(ids)
+        first = torch.full((nvert,), n, dtype=torch.int64).scatter_reduce_(
+            0, inv, torch.arange(n, dtype=torch.int64), "amin"
+        )
+        verts = xy.index_select(0, first)
         # identical identifiers must be the same point (a 64-bit collision would show here)
         scale = float(np.abs(slc.domain - center).max())
-        dev = np.abs(xy - verts[inv]).max() if len(xy) else 0.0
-        nvert = len(first)
+        dev = float((xy - verts.index_select(0, inv)).abs().max()) if n else 0.0
         if dev > 1e-6 * scale:
             raise RuntimeError(
                 f"internal error: vertex identifiers collide (points {dev:.3g} apart share one id); "
@@ -164,34 +165,37 @@ class Partition:
             )
         rv = inv
         # half-edges (a -> b) with the region on their left
-        nxt = np.arange(len(rv)) + 1
+        nxt = torch.arange(1, n + 1, dtype=torch.int64)
         nxt[ptr[1:] - 1] = ptr[:-1]
-        a, b = rv, rv[nxt]
-        reg = np.repeat(np.arange(r), nv)
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        key = lo * nvert + hi
-        order = np.argsort(key)
-        ks = key[order]
-        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        counts = np.diff(np.r_[starts, len(ks)])
+        a, b = rv, rv.index_select(0, nxt)
+        reg = torch.repeat_interleave(torch.arange(r, dtype=torch.int64), nv, output_size=n)
+        lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+        # undirected edges: group the half-edges by (lo, hi); a stable sort keeps each group's
+        # half-edges in region order
+        ks, order = torch.sort(lo * nvert + hi, stable=True)
+        new_group = torch.ones(n, dtype=torch.bool)
+        torch.ne(ks[1:], ks[:-1], out=new_group[1:])
+        starts = new_group.nonzero().squeeze(1)
+        counts = torch.diff(starts, append=torch.tensor([n], dtype=torch.int64))
         ne = len(starts)
-        # the group's first half-edge in region order (what a stable sort would put first)
-        head = np.minimum.reduceat(order, starts) if ne else starts
-        edges = np.stack([lo[head], hi[head]], 1)
-        edge_regions = np.full((ne, 2), -1, dtype=np.int64)
+        head = order.index_select(0, starts)
+        edges = torch.stack([lo.index_select(0, head), hi.index_select(0, head)], 1)
+        edge_regions = torch.full((ne, 2), -1, dtype=torch.int64)
         # group members: the one walking lo -> hi has the region on the left
         for j in range(int(counts.max()) if ne else 0):
-            sel = counts > j
-            h = order[starts[sel] + j]
-            forward = a[h] < b[h]
-            eidx = np.flatnonzero(sel)
-            edge_regions[eidx[forward], 0] = reg[h[forward]]
-            edge_regions[eidx[~forward], 1] = reg[h[~forward]]
+            eidx = (counts > j).nonzero().squeeze(1)
+            h = order.index_select(0, starts.index_select(0, eidx) + j)
+            forward = a.index_select(0, h) < b.index_select(0, h)
+            rh = reg.index_select(0, h)
+            edge_regions[eidx[forward], 0] = rh[forward]
+            edge_regions[eidx[~forward], 1] = rh[~forward]
         # border edges: orient them so that their one region is on the left
-        flip = edge_regions[:, 0] < 0
-        edges[flip] = edges[flip][:, ::-1]
-        edge_regions[flip] = edge_regions[flip][:, ::-1]
-        elab = lab[head]
+        flip = (edge_regions[:, 0] < 0).nonzero().squeeze(1)
+        edges[flip] = edges[flip].flip(1)
+        edge_regions[flip] = edge_regions[flip].flip(1)
+        elab = lab.index_select(0, head).numpy()
+        verts, ptr, rv, edges, edge_regions = (t.numpy() for t in (verts, ptr, rv, edges, edge_regions))
+        counts = counts.numpy()
         offsets = np.asarray(res.line_offsets + [np.iinfo(np.int64).max], dtype=np.int64)
         nb = np.asarray(res.num_breakpoints + [1], dtype=np.int64)
         layer = np.where(elab >= 0, np.searchsorted(offsets, elab, side="right") - 1, -1)
