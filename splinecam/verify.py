@@ -92,8 +92,10 @@ def verify_partition(
        positive, and ``overlap``: random points of the domain lie in exactly one region (points
        within 1e-9 of a border are not counted).
     2. ``codes``: at random points strictly inside regions, the model's nonlinearities are on the
-       region's pieces (units within 1e-9 relative of a breakpoint are not counted, nor units within
-       1e-12 of the largest unit input: rounding noise of a layer that is identically zero).
+       region's pieces (units within 1e-9 of a breakpoint, relative to their layer at the point or
+       to their own largest input over the sampled points, are not counted: the engine snaps
+       vertices within 1e-10 of a line's scale onto it; nor units within 1e-12 of the largest unit
+       input: rounding noise of a layer that is identically zero).
     3. ``neighbours``: regions sharing an edge differ in at least one code.
     4. ``affine``: the region's output map equals the model's output at interior points
        (<= 1e-9 relative to the output's scale, or to a millionth of the largest unit input
@@ -156,15 +158,18 @@ def verify_partition(
             aff_err = max(aff_err, float(np.abs(y_true - y_part).max()))
             out_scale = max(out_scale, float(np.abs(y_true).max()))
             pres = [p.cpu().numpy() for p in pres]
-            # a unit within 1e-9 of a breakpoint relative to its layer at that point, or within
-            # 1e-12 of the largest unit input of this batch (a layer that is identically zero
-            # there holds only rounding noise), is on a breakpoint: its code is not checked
+            # a unit within 1e-9 of a breakpoint relative to its layer at that point or to its
+            # own largest input over this batch (the engine snaps vertices within 1e-10 of a
+            # line's scale onto it: a sliver between nearly coincident lines may lie in that band),
+            # or within 1e-12 of the largest unit input of this batch (a layer that is identically
+            # zero there holds only rounding noise), is on a breakpoint: its code is not checked
             batch_mag = max((float(np.abs(p).max()) for p in pres if p.size), default=0.0)
             unit_scale = max(unit_scale, batch_mag)
             for li, p in enumerate(pres):
                 step_bps = _breakpoints(copy_, li)
                 code = (p[..., None] > step_bps).sum(-1)
-                mag = np.maximum(1e-9 * np.abs(p).max(1, keepdims=True), 1e-12 * batch_mag) + 1e-300
+                mag = np.maximum(1e-9 * np.abs(p).max(1, keepdims=True), 1e-12 * batch_mag)
+                mag = np.maximum(mag, 1e-9 * np.abs(p).max(0, keepdims=True)) + 1e-300
                 clear_units = (np.abs(p[..., None] - step_bps) > mag[..., None]).all(-1)
                 code_bad += int(((code != part.layer_codes(li, rr)) & clear_units).sum())
     if not evaluator_ok:

@@ -300,3 +300,20 @@ def test_scaled_near_duplicate_unit():
     inner = (part.edge_regions >= 0).all(1)
     r0, r1 = part.edge_regions[inner].T
     assert (part.codes[0][r0] != part.codes[0][r1]).any(1).all()
+
+
+def test_sliver_between_nearly_coincident_lines_verifies():
+    # three lines through (1.2, 0), just outside the domain, at angles 5.6e-10 apart: the exact
+    # answer is 4 regions, two of them slivers of area ~3e-10. A sampled point of a sliver lies
+    # 4.7e-12 from a line, inside the engine's snapping band (about 2.4e-10 here): verify must
+    # count that unit as on its breakpoint (found by fuzzing; verify's margin was 3e-19 there)
+    d, th0, p = 5.6234132519034906e-10, 1.0, np.array([1.2, 0.0])
+    th = th0 + d * np.arange(3)
+    n = np.stack([-np.sin(th), np.cos(th)], 1)
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)).double().eval()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.as_tensor(n))
+        net[0].bias.copy_(torch.as_tensor(-n @ p))
+    part = sc.partition(net, sc.Slice.box((-1, 1), (-1, 1)))
+    assert part.num_regions == 4
+    part.verify(net).raise_if_failed()

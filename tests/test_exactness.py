@@ -143,6 +143,18 @@ def test_verify_detects_a_wrong_model(make_mlp):
         report.raise_if_failed()
 
 
+def test_verify_detects_one_wrong_code(make_mlp):
+    """The codes check must catch a single flipped unit in one region (its tie margins are small)."""
+    model = make_mlp(0, (2, 8, 8, 1))
+    part = sc.partition(model, BOX)
+    big = int(np.argmax(part.areas()))
+    codes = part.codes[0].copy()
+    codes[big, 0] = 1 - codes[big, 0]
+    part._codes[0], part._code_packed[0], part._codes_cache = codes, False, None
+    report = part.verify(model)
+    assert not report["codes"].passed and report["codes"].value >= 1
+
+
 def test_independent_check_detects_a_wrong_model(make_mlp, make_exactness_check):
     """The independent check must be able to fail too."""
     part = sc.partition(make_mlp(0, (2, 8, 8, 1)), BOX)
