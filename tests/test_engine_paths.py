@@ -95,14 +95,16 @@ def _compare(
     assert np.abs(af - ad[match]).max() <= 1e-12 * scale
     assert np.abs(bf - bd[match]).max() <= 1e-12 * scale
     # the same planar graph: vertices at the same places (sorted by coordinates rounded far above
-    # the rounding differences of the two paths, so that equal points sort alike)
+    # the rounding differences of the two paths, so that equal points sort alike), up to the
+    # snapping tolerance's scale (1e-10): an intersection of lines summed in another order moves by
+    # rounding over the line's slope (found: 1.7e-12 of the domain for a 19-unit integer net)
     vscale = np.abs(dense.vertices).max()
 
     def by_place(v: np.ndarray) -> np.ndarray:
         key = np.round(v / vscale, 9)
         return v[np.lexsort(key.T[::-1])]
 
-    np.testing.assert_allclose(by_place(fast.vertices), by_place(dense.vertices), rtol=0, atol=1e-12 * vscale)
+    np.testing.assert_allclose(by_place(fast.vertices), by_place(dense.vertices), rtol=0, atol=1e-10 * vscale)
     assert fast.verify(model)
     return fast, calls
 
