@@ -28,6 +28,48 @@ def _shoelace(poly_xy: np.ndarray, ptr: np.ndarray) -> np.ndarray:
     return 0.5 * np.bincount(reg, weights=cr, minlength=len(ptr) - 1)
 
 
+def _planar_edges(
+    ptr: torch.Tensor, rv: torch.Tensor, lab: torch.Tensor, nvert: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The undirected edges ``(E, 2)`` of regions given as vertex cycles (CSR ``ptr``/``rv``, counter-
+    clockwise, ``lab`` labelling the edge from each slot to the next), the regions on their left
+    and right (``-1``: none; border edges are oriented with their region on the left), how many
+    half-edges each has, and its label."""
+    n = len(rv)
+    r = len(ptr) - 1
+    nv = ptr[1:] - ptr[:-1]
+    # half-edges (a -> b) with the region on their left
+    nxt = torch.arange(1, n + 1, dtype=torch.int64)
+    nxt[ptr[1:] - 1] = ptr[:-1]
+    a, b = rv, rv.index_select(0, nxt)
+    reg = torch.repeat_interleave(torch.arange(r, dtype=torch.int64), nv, output_size=n)
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    # undirected edges: group the half-edges by (lo, hi); a stable sort keeps each group's
+    # half-edges in region order
+    ks, order = torch.sort(lo * nvert + hi, stable=True)
+    new_group = torch.ones(n, dtype=torch.bool)
+    torch.ne(ks[1:], ks[:-1], out=new_group[1:])
+    starts = new_group.nonzero().squeeze(1)
+    counts = torch.diff(starts, append=torch.tensor([n], dtype=torch.int64))
+    ne = len(starts)
+    head = order.index_select(0, starts)
+    edges = torch.stack([lo.index_select(0, head), hi.index_select(0, head)], 1)
+    edge_regions = torch.full((ne, 2), -1, dtype=torch.int64)
+    # group members: the one walking lo -> hi has the region on the left
+    for j in range(int(counts.max()) if ne else 0):
+        eidx = (counts > j).nonzero().squeeze(1)
+        h = order.index_select(0, starts.index_select(0, eidx) + j)
+        forward = a.index_select(0, h) < b.index_select(0, h)
+        rh = reg.index_select(0, h)
+        edge_regions[eidx[forward], 0] = rh[forward]
+        edge_regions[eidx[~forward], 1] = rh[~forward]
+    # border edges: orient them so that their one region is on the left
+    flip = (edge_regions[:, 0] < 0).nonzero().squeeze(1)
+    edges[flip] = edges[flip].flip(1)
+    edge_regions[flip] = edge_regions[flip].flip(1)
+    return edges, edge_regions, counts, lab.index_select(0, head)
+
+
 class Partition:
     """The exact partition of a 2-D slice into the linear regions of a network.
 
@@ -164,38 +206,22 @@ class Partition:
                 "please report this with the model and slice"
             )
         rv = inv
-        # half-edges (a -> b) with the region on their left
-        nxt = torch.arange(1, n + 1, dtype=torch.int64)
-        nxt[ptr[1:] - 1] = ptr[:-1]
-        a, b = rv, rv.index_select(0, nxt)
-        reg = torch.repeat_interleave(torch.arange(r, dtype=torch.int64), nv, output_size=n)
-        lo, hi = torch.minimum(a, b), torch.maximum(a, b)
-        # undirected edges: group the half-edges by (lo, hi); a stable sort keeps each group's
-        # half-edges in region order
-        ks, order = torch.sort(lo * nvert + hi, stable=True)
-        new_group = torch.ones(n, dtype=torch.bool)
-        torch.ne(ks[1:], ks[:-1], out=new_group[1:])
-        starts = new_group.nonzero().squeeze(1)
-        counts = torch.diff(starts, append=torch.tensor([n], dtype=torch.int64))
-        ne = len(starts)
-        head = order.index_select(0, starts)
-        edges = torch.stack([lo.index_select(0, head), hi.index_select(0, head)], 1)
-        edge_regions = torch.full((ne, 2), -1, dtype=torch.int64)
-        # group members: the one walking lo -> hi has the region on the left
-        for j in range(int(counts.max()) if ne else 0):
-            eidx = (counts > j).nonzero().squeeze(1)
-            h = order.index_select(0, starts.index_select(0, eidx) + j)
-            forward = a.index_select(0, h) < b.index_select(0, h)
-            rh = reg.index_select(0, h)
-            edge_regions[eidx[forward], 0] = rh[forward]
-            edge_regions[eidx[~forward], 1] = rh[~forward]
-        # border edges: orient them so that their one region is on the left
-        flip = (edge_regions[:, 0] < 0).nonzero().squeeze(1)
-        edges[flip] = edges[flip].flip(1)
-        edge_regions[flip] = edge_regions[flip].flip(1)
-        elab = lab.index_select(0, head).numpy()
+        edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
+        keep = None
+        if bool(((counts == 1) & (elab >= 0)).any()):
+            # an inner edge with one region: the cutting's snapping decided differently on the two
+            # sides of an edge (nearly coincident lines); weld and mend where that happened
+            from .repair import mend_t_junctions
+
+            mended = mend_t_junctions(verts.numpy(), ptr.numpy(), rv.numpy(), lab.numpy(), scale)
+            if mended is not None:
+                used, ptr, rv, lab, keep = (torch.as_tensor(t) for t in mended)
+                verts = verts.index_select(0, used)
+                nvert = len(used)
+                edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
         verts, ptr, rv, edges, edge_regions = (t.numpy() for t in (verts, ptr, rv, edges, edge_regions))
         counts = counts.numpy()
+        elab = elab.numpy()
         offsets = np.asarray(res.line_offsets + [np.iinfo(np.int64).max], dtype=np.int64)
         nb = np.asarray(res.num_breakpoints + [1], dtype=np.int64)
         layer = np.where(elab >= 0, np.searchsorted(offsets, elab, side="right") - 1, -1)
@@ -204,6 +230,10 @@ class Partition:
         a_mat = res.out_grad.detach().to("cpu", torch.float64).numpy()
         b_vec = res.out_const.detach().to("cpu", torch.float64).numpy() - a_mat @ center
         codes = res.codes
+        if keep is not None:  # regions that the mending reduced to nothing
+            kn = keep.numpy()
+            a_mat, b_vec = a_mat[kn], b_vec[kn]
+            codes = [(c[0][kn], c[1]) if isinstance(c, tuple) else c[kn] for c in codes]
         part = cls(
             slice=slc,
             vertices=verts,

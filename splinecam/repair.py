@@ -1,0 +1,132 @@
+"""Mending the planar graph where the cutting's snapping decided differently on two sides of an edge.
+
+Vertices are identified combinatorially (:mod:`splinecam.geometry`), which makes the two sides of
+every edge agree as long as both sides make the same cuts. With nearly coincident lines (directions
+about 1e-8 rad apart, or a deeper unit's line lying on an earlier edge) a line can lie within the
+snapping band on one side of an edge and cut the other side: that side then has a vertex on the
+shared edge that the other lacks (a T-junction), or the same point gets two identifiers. The
+partition's regions are still right up to the tolerance, but its graph is not.
+
+:func:`mend_t_junctions` runs only when an inner edge has one region. It welds the endpoints of
+such edges that lie within ``1e-8`` of the domain's scale (distinct vertices of a correct partition
+are never that close in practice: its smallest regions come from the same snapping), drops edges and
+regions that the welding reduces to nothing, and inserts into an edge the vertices of the other side
+that lie on it. Where that does not mend the graph, ``verify`` still reports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["mend_t_junctions"]
+
+# the largest number of vertices to weld pairwise (the mending is for a few bad edges)
+_MAX_WELD = 4000
+
+
+def _half_edges(ptr: np.ndarray, rv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(rv)
+    nxt = np.arange(1, n + 1)
+    nxt[ptr[1:] - 1] = ptr[:-1]
+    reg = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    return rv, rv[nxt], reg
+
+
+def _unmatched(ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, nvert: int) -> np.ndarray:
+    """Slots whose inner half-edge (to the next slot) has no twin."""
+    a, b, _ = _half_edges(ptr, rv)
+    return (lab >= 0) & ~np.isin(b * nvert + a, a * nvert + b)
+
+
+def _cycles(ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray) -> list[list[tuple[int, int]]]:
+    return [list(zip(rv[ptr[i]:ptr[i + 1]].tolist(), lab[ptr[i]:ptr[i + 1]].tolist())) for i in range(len(ptr) - 1)]
+
+
+def _pack(cycles: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ptr = np.zeros(len(cycles) + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum([len(c) for c in cycles])
+    rv = np.array([v for c in cycles for v, _ in c], dtype=np.int64)
+    lab = np.array([lb for c in cycles for _, lb in c], dtype=np.int64)
+    return ptr, rv, lab
+
+
+def mend_t_junctions(
+    verts: np.ndarray, ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Weld and mend the inner edges that have one region (see the module docstring).
+
+    ``verts`` ``(V, 2)``; regions as counter-clockwise vertex cycles in CSR form ``ptr``/``rv``;
+    ``lab`` the label of the edge from each slot to the next (``-1`` on the domain's border).
+    Returns ``(kept vertices, ptr, rv, lab, kept regions)`` with vertices renumbered in the order
+    of the kept ones, or None when nothing needed mending or nothing could be done.
+    """
+    nvert = len(verts)
+    bad = _unmatched(ptr, rv, lab, nvert)
+    if not bad.any():
+        return None
+    tol = 1e-8 * scale
+    a, b, _ = _half_edges(ptr, rv)
+    cand = np.unique(np.concatenate([a[bad], b[bad]]))
+    if len(cand) > _MAX_WELD:
+        return None
+    # weld: union of the candidate vertices closer than tol
+    p = verts[cand]
+    close = np.argwhere(np.abs(p[:, None, :] - p[None, :, :]).max(2) <= tol)
+    root = np.arange(len(cand))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = int(root[i])
+        return i
+
+    for i, j in close:
+        ri, rj = find(int(i)), find(int(j))
+        if ri != rj:
+            root[max(ri, rj)] = min(ri, rj)
+    m = np.arange(nvert)
+    m[cand] = cand[[find(i) for i in range(len(cand))]]
+    cycles = _cycles(ptr, m[rv], lab)
+    # drop the edges the welding made degenerate, then the regions left with under 3 vertices
+    for c in cycles:
+        k = 0
+        while len(c) > 1 and k < len(c):
+            if c[k][0] == c[(k + 1) % len(c)][0]:
+                del c[k]
+            else:
+                k += 1
+    keep = np.array([i for i, c in enumerate(cycles) if len(c) >= 3], dtype=np.int64)
+    cycles = [cycles[i] for i in keep]
+    ptr2, rv2, lab2 = _pack(cycles)
+    # T-junctions: an edge with one region gets the vertices of the other side that lie on it
+    bad = _unmatched(ptr2, rv2, lab2, nvert)
+    if bad.any():
+        a2, b2, reg2 = _half_edges(ptr2, rv2)
+        others = np.unique(np.concatenate([a2[bad], b2[bad]]))
+        inserts: dict[tuple[int, int], list[int]] = {}
+        for s in np.flatnonzero(bad):
+            va, vb = int(a2[s]), int(b2[s])
+            pa, pb = verts[va], verts[vb]
+            d = pb - pa
+            ln2 = float(d @ d)
+            if ln2 == 0.0:
+                continue
+            q = verts[others] - pa
+            t = (q @ d) / ln2
+            dist = np.abs(q[:, 0] * d[1] - q[:, 1] * d[0]) / np.sqrt(ln2)
+            on = (dist <= tol) & (t * np.sqrt(ln2) > tol) & ((1 - t) * np.sqrt(ln2) > tol)
+            on &= (others != va) & (others != vb)
+            if on.any():
+                idx = np.flatnonzero(on)
+                inserts[(int(reg2[s]), va)] = others[idx[np.argsort(t[idx])]].tolist()
+        for (g, va), vs in inserts.items():
+            c = cycles[g]
+            k = next(i for i, (v, _) in enumerate(c) if v == va)
+            lb = c[k][1]
+            c[k + 1:k + 1] = [(v, lb) for v in vs]
+        ptr2, rv2, lab2 = _pack(cycles)
+    # renumber the vertices still used, in their old order
+    used = np.unique(rv2)
+    new = np.full(nvert, -1, dtype=np.int64)
+    new[used] = np.arange(len(used))
+    return used, ptr2, new[rv2], lab2, keep
