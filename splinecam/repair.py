@@ -20,8 +20,8 @@ import numpy as np
 
 __all__ = ["mend_t_junctions"]
 
-# the largest number of vertices to weld pairwise (the mending is for a few bad edges)
-_MAX_WELD = 4000
+# the most vertices to weld pairwise (a k x k distance table; the mending is for a few bad edges)
+_MAX_WELD = 1000
 
 
 def _half_edges(ptr: np.ndarray, rv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -38,16 +38,41 @@ def _unmatched(ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, nvert: int) -> 
     return (lab >= 0) & ~np.isin(b * nvert + a, a * nvert + b)
 
 
-def _cycles(ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray) -> list[list[tuple[int, int]]]:
-    return [list(zip(rv[ptr[i]:ptr[i + 1]].tolist(), lab[ptr[i]:ptr[i + 1]].tolist())) for i in range(len(ptr) - 1)]
+def _splice(
+    ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, new: dict[int, list[tuple[int, int]]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Replace the cycles of the regions in ``new`` (vertex, label pairs) and drop the regions left
+    with under 3 vertices; returns ``(ptr, rv, lab, kept regions)``. Only the replaced cycles go
+    through Python."""
+    r = len(ptr) - 1
+    lens = np.diff(ptr)
+    for g, c in new.items():
+        lens[g] = len(c)
+    keep = lens >= 3
+    kept = np.flatnonzero(keep)
+    rank = np.cumsum(keep) - 1
+    ptr2 = np.zeros(len(kept) + 1, dtype=np.int64)
+    ptr2[1:] = np.cumsum(lens[kept])
+    rv2 = np.empty(int(ptr2[-1]), dtype=np.int64)
+    lab2 = np.empty(int(ptr2[-1]), dtype=np.int64)
+    changed = np.zeros(r, dtype=bool)
+    changed[list(new)] = True
+    reg = np.repeat(np.arange(r), np.diff(ptr))
+    same = ~changed[reg] & keep[reg]
+    slots = np.flatnonzero(same)
+    dst = ptr2[rank[reg[slots]]] + slots - ptr[reg[slots]]
+    rv2[dst] = rv[slots]
+    lab2[dst] = lab[slots]
+    for g, c in new.items():
+        if keep[g]:
+            st = ptr2[rank[g]]
+            rv2[st:st + len(c)] = [v for v, _ in c]
+            lab2[st:st + len(c)] = [lb for _, lb in c]
+    return ptr2, rv2, lab2, kept
 
 
-def _pack(cycles: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ptr = np.zeros(len(cycles) + 1, dtype=np.int64)
-    ptr[1:] = np.cumsum([len(c) for c in cycles])
-    rv = np.array([v for c in cycles for v, _ in c], dtype=np.int64)
-    lab = np.array([lb for c in cycles for _, lb in c], dtype=np.int64)
-    return ptr, rv, lab
+def _cycle(ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, g: int) -> list[tuple[int, int]]:
+    return list(zip(rv[ptr[g]:ptr[g + 1]].tolist(), lab[ptr[g]:ptr[g + 1]].tolist()))
 
 
 def mend_t_junctions(
@@ -86,45 +111,52 @@ def mend_t_junctions(
             root[max(ri, rj)] = min(ri, rj)
     m = np.arange(nvert)
     m[cand] = cand[[find(i) for i in range(len(cand))]]
-    cycles = _cycles(ptr, m[rv], lab)
-    # drop the edges the welding made degenerate, then the regions left with under 3 vertices
-    for c in cycles:
+    rvm = m[rv]
+    # drop the edges the welding made degenerate (in the regions that touch a welded vertex), then
+    # the regions left with under 3 vertices
+    _, _, reg = _half_edges(ptr, rv)
+    welded = cand[m[cand] != cand]
+    touched: dict[int, list[tuple[int, int]]] = {}
+    for g in np.unique(reg[np.isin(rv, welded)]).tolist():
+        c = _cycle(ptr, rvm, lab, g)
         k = 0
         while len(c) > 1 and k < len(c):
             if c[k][0] == c[(k + 1) % len(c)][0]:
                 del c[k]
             else:
                 k += 1
-    keep = np.array([i for i, c in enumerate(cycles) if len(c) >= 3], dtype=np.int64)
-    cycles = [cycles[i] for i in keep]
-    ptr2, rv2, lab2 = _pack(cycles)
+        touched[g] = c
+    ptr2, rv2, lab2, keep = _splice(ptr, rvm, lab, touched)
     # T-junctions: an edge with one region gets the vertices of the other side that lie on it
     bad = _unmatched(ptr2, rv2, lab2, nvert)
     if bad.any():
         a2, b2, reg2 = _half_edges(ptr2, rv2)
         others = np.unique(np.concatenate([a2[bad], b2[bad]]))
-        inserts: dict[tuple[int, int], list[int]] = {}
+        inserts: dict[int, list[tuple[int, list[int]]]] = {}
         for s in np.flatnonzero(bad):
             va, vb = int(a2[s]), int(b2[s])
             pa, pb = verts[va], verts[vb]
             d = pb - pa
-            ln2 = float(d @ d)
-            if ln2 == 0.0:
+            ln = float(np.hypot(d[0], d[1]))
+            if ln == 0.0:
                 continue
             q = verts[others] - pa
-            t = (q @ d) / ln2
-            dist = np.abs(q[:, 0] * d[1] - q[:, 1] * d[0]) / np.sqrt(ln2)
-            on = (dist <= tol) & (t * np.sqrt(ln2) > tol) & ((1 - t) * np.sqrt(ln2) > tol)
-            on &= (others != va) & (others != vb)
+            t = (q @ d) / (ln * ln)
+            dist = np.abs(q[:, 0] * d[1] - q[:, 1] * d[0]) / ln
+            on = (dist <= tol) & (t * ln > tol) & ((1 - t) * ln > tol) & (others != va) & (others != vb)
             if on.any():
                 idx = np.flatnonzero(on)
-                inserts[(int(reg2[s]), va)] = others[idx[np.argsort(t[idx])]].tolist()
-        for (g, va), vs in inserts.items():
-            c = cycles[g]
-            k = next(i for i, (v, _) in enumerate(c) if v == va)
-            lb = c[k][1]
-            c[k + 1:k + 1] = [(v, lb) for v in vs]
-        ptr2, rv2, lab2 = _pack(cycles)
+                inserts.setdefault(int(reg2[s]), []).append((va, others[idx[np.argsort(t[idx])]].tolist()))
+        grown: dict[int, list[tuple[int, int]]] = {}
+        for g, items in inserts.items():
+            c = _cycle(ptr2, rv2, lab2, g)
+            for va, vs in items:
+                k = next(i for i, (v, _) in enumerate(c) if v == va)
+                c[k + 1:k + 1] = [(v, c[k][1]) for v in vs]
+            grown[g] = c
+        if grown:
+            ptr2, rv2, lab2, kept2 = _splice(ptr2, rv2, lab2, grown)
+            keep = keep[kept2]
     # renumber the vertices still used, in their old order
     used = np.unique(rv2)
     new = np.full(nvert, -1, dtype=np.int64)
