@@ -32,9 +32,8 @@ def _half_edges(ptr: np.ndarray, rv: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return rv, rv[nxt], reg
 
 
-def _unmatched(ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, nvert: int) -> np.ndarray:
-    """Slots whose inner half-edge (to the next slot) has no twin."""
-    a, b, _ = _half_edges(ptr, rv)
+def _unmatched(a: np.ndarray, b: np.ndarray, lab: np.ndarray, nvert: int) -> np.ndarray:
+    """Slots whose inner half-edge ``a -> b`` (to the next slot) has no twin."""
     return (lab >= 0) & ~np.isin(b * nvert + a, a * nvert + b)
 
 
@@ -86,11 +85,11 @@ def mend_t_junctions(
     of the kept ones, or None when nothing needed mending or nothing could be done.
     """
     nvert = len(verts)
-    bad = _unmatched(ptr, rv, lab, nvert)
+    a, b, reg = _half_edges(ptr, rv)
+    bad = _unmatched(a, b, lab, nvert)
     if not bad.any():
         return None
     tol = 1e-8 * scale
-    a, b, _ = _half_edges(ptr, rv)
     cand = np.unique(np.concatenate([a[bad], b[bad]]))
     if len(cand) > _MAX_WELD:
         return None
@@ -114,7 +113,6 @@ def mend_t_junctions(
     rvm = m[rv]
     # drop the edges the welding made degenerate (in the regions that touch a welded vertex), then
     # the regions left with under 3 vertices
-    _, _, reg = _half_edges(ptr, rv)
     welded = cand[m[cand] != cand]
     touched: dict[int, list[tuple[int, int]]] = {}
     for g in np.unique(reg[np.isin(rv, welded)]).tolist():
@@ -128,9 +126,9 @@ def mend_t_junctions(
         touched[g] = c
     ptr2, rv2, lab2, keep = _splice(ptr, rvm, lab, touched)
     # T-junctions: an edge with one region gets the vertices of the other side that lie on it
-    bad = _unmatched(ptr2, rv2, lab2, nvert)
+    a2, b2, reg2 = _half_edges(ptr2, rv2)
+    bad = _unmatched(a2, b2, lab2, nvert)
     if bad.any():
-        a2, b2, reg2 = _half_edges(ptr2, rv2)
         others = np.unique(np.concatenate([a2[bad], b2[bad]]))
         inserts: dict[int, list[tuple[int, list[int]]]] = {}
         for s in np.flatnonzero(bad):
