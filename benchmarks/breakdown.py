@@ -13,9 +13,9 @@ call into phases, in microseconds per final region:
   ``torch.profiler`` in a separate call). In an MLP they are the only work that grows with the
   product of two layer widths *per parent region*: the next layer's inputs on every region entering
   a nonlinearity (one ``width x width`` product per region, with three columns: value and two
-  slopes), and the per-parent head terms of the tail path (see ``splinecam.mlp_paths``);
-* ``cutting``: splitting polygons by the lines that cross them (``splinecam.cutting._cut_pairs``,
-  conflict lists and ``splinecam.geometry.split_by_lines``);
+  slopes), and the per-parent head terms of the tail path (see ``splinecam.engine.mlp_paths``);
+* ``cutting``: splitting polygons by the lines that cross them (``splinecam.engine.cutting._cut_pairs``,
+  conflict lists and ``splinecam.engine.geometry.split_by_lines``);
 * ``assembly``: building the :class:`splinecam.Partition` (shared vertices, edges, codes);
 * ``other``: the rest (filters and exact crossing tests, codes, sparse updates, bookkeeping).
 
@@ -40,7 +40,7 @@ from typing import Any, Callable
 import torch
 
 import splinecam as sc
-from splinecam import cutting, mlp_paths
+from splinecam.engine import cutting, mlp_paths
 from splinecam.result import Partition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

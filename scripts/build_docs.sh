@@ -32,12 +32,15 @@ import sys
 import warnings
 from pathlib import Path
 
-# The public modules. splinecam's __all__ lists its public submodules, which pdoc follows; the
-# integrations, training and verify are named explicitly.
-MODULES = ["splinecam", "splinecam.integrations", "splinecam.training", "splinecam.verify"]
+# The public modules: the package and its stage folders (pdoc walks their submodules).
+MODULES = [
+    "splinecam", "splinecam.analysis", "splinecam.viz", "splinecam.compat", "splinecam.integrations",
+    "splinecam.training", "splinecam.verify",
+]
 EXPECTED = [
-    "splinecam", "splinecam.boundary", "splinecam.compute", "splinecam.datasets", "splinecam.graph",
-    "splinecam.plot", "splinecam.record", "splinecam.stats", "splinecam.utils", "splinecam.wrappers",
+    "splinecam", "splinecam.analysis.boundary", "splinecam.compat.compute", "splinecam.datasets",
+    "splinecam.analysis.graph", "splinecam.viz.plot", "splinecam.viz.record", "splinecam.analysis.stats",
+    "splinecam.compat.utils", "splinecam.compat.wrappers",
     "splinecam.integrations", "splinecam.integrations.lightning", "splinecam.integrations.tensorboard",
     "splinecam.training", "splinecam.verify",
 ]

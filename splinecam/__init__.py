@@ -11,19 +11,34 @@ True
 
 from __future__ import annotations
 
-from . import boundary, compute, datasets, graph, plot, record, stats, utils, wrappers
-from .boundary import BoundaryError, DecisionBoundary
-from .engine import partition
+import sys as _sys
+
+from . import datasets
+from .analysis import boundary, graph, stats
+from .analysis.boundary import BoundaryError, DecisionBoundary
+from .analysis.graph import DecisionRegion
+from .analysis.stats import density, statistics
+from .compat import compute, utils, wrappers
 from .errors import NotPiecewiseLinearError, SliceError, SplineCamError, UnsupportedModelError
-from .graph import DecisionRegion
-from .plot import plot_image, plot_partition, plot_surface
-from .record import Recorder, Snapshot
+from .partitioning import partition
 from .result import Partition
 from .slice import Slice
-from .stats import density, statistics
 from .verify import VerifyReport
+from .viz import plot, record
+from .viz.plot import plot_image, plot_partition, plot_surface
+from .viz.record import Recorder, Snapshot
 
 __version__ = "0.1.0"
+
+# The original toolbox's module names (``sc.utils``, ``sc.wrappers``, ``sc.compute``, ``sc.plot``) and
+# the earlier flat paths (``splinecam.boundary``, ``splinecam.graph``, ``splinecam.stats``,
+# ``splinecam.record``) stay importable as aliases of the modules in their stage's folder.
+for _name, _module in {
+    "utils": utils, "wrappers": wrappers, "compute": compute, "plot": plot,
+    "boundary": boundary, "graph": graph, "stats": stats, "record": record,
+}.items():
+    _sys.modules.setdefault(f"{__name__}.{_name}", _module)
+del _name, _module
 
 __all__ = [
     # core

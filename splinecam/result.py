@@ -211,7 +211,7 @@ class Partition:
         if bool(((counts == 1) & (elab >= 0)).any()):
             # an inner edge with one region: the cutting's snapping decided differently on the two
             # sides of an edge (nearly coincident lines); weld and mend where that happened
-            from .repair import mend_t_junctions
+            from .engine.repair import mend_t_junctions
 
             mended = mend_t_junctions(verts.numpy(), ptr.numpy(), rv.numpy(), lab.numpy(), scale)
             if mended is not None:
@@ -387,7 +387,7 @@ class Partition:
 
         A point on a border between regions gets one of them; a non-finite point gets ``-1``.
         """
-        from .locate import RegionIndex
+        from .analysis.locate import RegionIndex
 
         if self._index is None:
             self._index = RegionIndex(self)
@@ -423,55 +423,55 @@ class Partition:
     # ------------------------------------------------------------------ downstream (lazy imports)
     def decision_boundary(self, classes: Any = None, threshold: float = 0.0) -> Any:
         """The decision boundary; see :func:`splinecam.boundary.decision_boundary`."""
-        from .boundary import decision_boundary
+        from .analysis.boundary import decision_boundary
 
         return decision_boundary(self, classes=classes, threshold=threshold)
 
     def level_set(self, output: int = 0, value: float = 0.0) -> Any:
         """The level set ``f_output = value``; see :func:`splinecam.boundary.level_set`."""
-        from .boundary import level_set
+        from .analysis.boundary import level_set
 
         return level_set(self, output=output, value=value)
 
     def decision_regions(self) -> Any:
         """Connected components of equal argmax class; see :func:`splinecam.graph.decision_regions`."""
-        from .graph import decision_regions
+        from .analysis.graph import decision_regions
 
         return decision_regions(self)
 
     def to_networkx(self, kind: str = "planar") -> Any:
         """Export to networkx; see :func:`splinecam.graph.to_networkx`."""
-        from .graph import to_networkx
+        from .analysis.graph import to_networkx
 
         return to_networkx(self, kind=kind)
 
     def to_igraph(self, kind: str = "planar") -> Any:
         """Export to igraph; see :func:`splinecam.graph.to_igraph`."""
-        from .graph import to_igraph
+        from .analysis.graph import to_igraph
 
         return to_igraph(self, kind=kind)
 
     def to_graph_tool(self, kind: str = "planar") -> Any:
         """Export to graph-tool (optional dependency); see :func:`splinecam.graph.to_graph_tool`."""
-        from .graph import to_graph_tool
+        from .analysis.graph import to_graph_tool
 
         return to_graph_tool(self, kind=kind)
 
     def statistics(self) -> dict[str, Any]:
         """Region statistics; see :func:`splinecam.stats.statistics`."""
-        from .stats import statistics
+        from .analysis.stats import statistics
 
         return statistics(self)
 
     def density(self, point: Any, radius: float) -> float:
         """Regions per unit area in a disc; see :func:`splinecam.stats.density`."""
-        from .stats import density
+        from .analysis.stats import density
 
         return density(self, point, radius)
 
     def plot(self, ax: Any = None, color_by: str = "slope", boundary: bool = True, **kw: Any) -> Any:
         """Draw the partition; see :func:`splinecam.plot.plot_partition`."""
-        from .plot import plot_partition
+        from .viz.plot import plot_partition
 
         return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, **kw)
 

@@ -117,7 +117,7 @@ def verify_partition(
     report.checks.append(Check("area", rel <= 1e-9 and bool((areas > 0).all()), rel, 1e-9,
                                f"(min area {areas.min():.3g})"))
     # overlap: sample the domain
-    from .locate import RegionIndex
+    from .analysis.locate import RegionIndex
 
     idx = RegionIndex(part)
     w = rng.dirichlet(np.ones(len(dom)), size=domain_samples)

@@ -2,9 +2,9 @@
 
 Lines whose directions differ by about 1e-8 rad (e.g. a unit that is a float32-rounded scaled copy
 of another), or a deeper unit's line lying exactly on an earlier layer's edge, make the per-polygon
-snapping of :mod:`splinecam.geometry` decide differently on the two sides of an edge: the same line
+snapping of :mod:`splinecam.engine.geometry` decide differently on the two sides of an edge: the same line
 ended at different vertices on its two sides (T-junctions, ``V - E + R != 1``), or one point got
-two identifiers. :mod:`splinecam.repair` mends that when the partition is assembled. These cases
+two identifiers. :mod:`splinecam.engine.repair` mends that when the partition is assembled. These cases
 were found by fuzzing; the expected region counts are computed here in exact rational arithmetic.
 """
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 import splinecam as sc
-from splinecam.repair import mend_t_junctions
+from splinecam.engine.repair import mend_t_junctions
 
 
 def _distinct_directions(rows: list[list[float]]) -> int:

@@ -1,9 +1,9 @@
 """The engine's three ways through "nonlinearity -> Linear" must give the same partition.
 
 After the first cutting layer, a ReLU / LeakyReLU followed by an ``nn.Linear`` is run once per
-parent region plus sparse updates for the units that cross it (``splinecam.engine._linear_post``);
+parent region plus sparse updates for the units that cross it (``splinecam.engine.run._linear_post``);
 the last two such nonlinearities of an MLP (``A -> Linear -> B -> Linear``) are done together with
-no affine stack per child of ``A`` (``splinecam.engine._tail``); every other layer uses the dense
+no affine stack per child of ``A`` (``splinecam.engine.run._tail``); every other layer uses the dense
 path. Here each fast path is switched off in turn and the results compared region by region with
 the dense path, on seeded networks including degenerate ones.
 """
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-import splinecam.engine as engine
+import splinecam.engine.run as engine
 
 
 def _codes(part: sc.Partition) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Polygon splitting (``splinecam.geometry``) and the engine's bit-packed codes.
+"""Polygon splitting (``splinecam.engine.geometry``) and the engine's bit-packed codes.
 
 The engine splits convex polygons by following the arc of vertices on each side of the line
 (``_split_crossed``); the general compaction of the augmented vertex cycle
@@ -17,8 +17,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splinecam.codes import _bits, _pack, _toggle
-from splinecam.geometry import (
+from splinecam.engine.codes import _bits, _pack, _toggle
+from splinecam.engine.geometry import (
     Polygons,
     _split_crossed,
     _split_crossed_general,

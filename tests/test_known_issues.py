@@ -18,7 +18,7 @@ def test_two_pairs_of_nearly_coincident_lines_through_a_point_inside() -> None:
     # bias-free: all lines through the origin (inside the domain); units 4 and 5 are units 0 and 2
     # times 1000, rounded to float32 (about 1e-8 rad from their twins). Exact: 2 regions for each
     # of the 5 distinct directions. The engine makes an 11th region of area 2e-24 whose neighbour
-    # has the same codes (found by fuzzing; the planar graph is consistent since splinecam.repair)
+    # has the same codes (found by fuzzing; the planar graph is consistent since splinecam.engine.repair)
     w = [[0.4000653326511383, -1.1325478553771973], [-0.8768719434738159, 2.169421911239624],
          [1.422790765762329, -0.30128252506256104], [1.422790765762329, -0.30128252506256104],
          [400.0653381347656, -1132.5478515625], [1422.790771484375, -301.28253173828125]]

@@ -231,7 +231,7 @@ def test_snapshot_restores_random_states_drawn_while_computing(monkeypatch):
 
     The engine draws nothing today, so the random draws are injected: without `preserve_rng` around
     the partition and the statistics, this test fails."""
-    import splinecam.engine as sceng
+    import splinecam.partitioning as sceng
 
     calls = []
     orig_partition, orig_stats = sceng.partition, sc.Partition.statistics

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from ..record import Recorder
 from ..slice import Slice
+from ..viz.record import Recorder
 
 __all__ = ["SplineCamCallback", "callback_class", "INSTALL_HINT"]
 

@@ -62,7 +62,7 @@ def _as_partition(part_or_model: Any, slice: Slice | None) -> Partition:
     if isinstance(part_or_model, nn.Module):
         if slice is None:
             raise ValueError("pass slice=... to log the partition of a model (or pass a Partition)")
-        from ..record import partition_copy
+        from ..viz.record import partition_copy
 
         return partition_copy(part_or_model, slice)
     raise TypeError(

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SliceError
-from .slice import Slice
+from ..errors import SliceError
+from ..slice import Slice
 
 __all__ = [
     "get_square_slice_from_one_anchor",

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SplineCamError
+from ..errors import SplineCamError
 
 __all__ = [
     "GRAPH_KINDS",

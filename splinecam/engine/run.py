@@ -8,14 +8,14 @@ from the derivative rows. Convolutions therefore never become dense matrices, an
 module works with no special code.
 
 At a piecewise-linear step, each unit whose breakpoint line ``f_j(u) = t`` crosses a region's polygon
-cuts it (:func:`splinecam.geometry.split_by_lines`). Cuts are applied per layer with conflict lists:
+cuts it (:func:`splinecam.engine.geometry.split_by_lines`). Cuts are applied per layer with conflict lists:
 every piece keeps the lines of its region that still cross it, and is cut by the first of them in
-one fixed pseudo-random order of the layer's line ids (see :mod:`splinecam.cutting`). The pieces get their
+one fixed pseudo-random order of the layer's line ids (see :mod:`splinecam.engine.cutting`). The pieces get their
 codes (from their interior; bit-packed where a unit has one breakpoint), and the next steps see the
 masked affine maps.
 
 A nonlinearity followed by an ``nn.Linear`` (the MLP case) has faster paths that give the same
-partition (:mod:`splinecam.mlp_paths`; tests compare them with the plain one):
+partition (:mod:`splinecam.engine.mlp_paths`; tests compare them with the plain one):
 
 * one parent region (the first cutting layer): the children's codes and Linear outputs are two
   matrix products with the parent's stack (:func:`_one_parent_post`);
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -42,15 +41,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..errors import SliceError, UnsupportedModelError
+from ..slice import Slice
+from ..trace import Program, Step, _map_args, _Ref, call_step, evaluate_program
 from .codes import _pack
 from .cutting import _cut_layer, _homogeneous, _probe_points, _values_at
-from .errors import SliceError, UnsupportedModelError
 from .geometry import Polygons, _fmix, _zorder
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
-from .slice import Slice
-from .trace import Program, Step, _map_args, _Ref, call_step, evaluate_program, prepare_model, trace_model
 
-__all__ = ["partition", "EngineResult", "run_program"]
+__all__ = ["EngineResult", "run_program"]
 
 
 # --------------------------------------------------------------------------- affine-stack execution
@@ -491,59 +490,3 @@ def _make_post(pos: int, step: Step, table: tuple[torch.Tensor, torch.Tensor, to
             it.env.pop(r, None)
 
     return post
-
-
-# --------------------------------------------------------------------------- public entry point
-def partition(
-    model: nn.Module,
-    slice: Slice,
-    *,
-    dtype: torch.dtype = torch.float64,
-    device: Any = None,
-    progress: bool = False,
-    chunk_size: int | None = None,
-) -> Any:
-    """Compute the exact linear-region partition of ``model`` on a 2-D ``slice`` of its input space.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A piecewise-linear network in eval mode (Linear, Conv, BatchNorm, pooling, ReLU, LeakyReLU,
-        residual additions, concatenation, reshapes). It is never modified: the engine works on a
-        private copy in ``dtype`` on ``device``.
-    slice : Slice
-        The slice of input space and its convex domain.
-    dtype : torch.dtype
-        Precision of all computations (float64 by default; the exactness contract assumes it).
-    device : str or torch.device, optional
-        Where to compute; defaults to the model's device.
-    progress : bool
-        Show a tqdm progress bar of finished regions.
-    chunk_size : int, optional
-        Regions streamed together through the remaining layers; chosen from a memory budget if None.
-
-    Returns
-    -------
-    Partition
-
-    Examples
-    --------
-    >>> import torch, splinecam as sc
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
-    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
-    >>> part = sc.partition(net, sc.Slice.box((-2, 2), (-2, 2)))
-    >>> part.num_regions > 1
-    True
-    """
-    from .result import Partition
-
-    if not isinstance(slice, Slice):
-        raise SliceError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")
-    t0 = time.perf_counter()
-    copy_, dev = prepare_model(model, dtype=dtype, device=device)
-    program = trace_model(copy_)
-    res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size)
-    part = Partition._from_engine(res, slice, program, dtype=dtype)
-    part.seconds = time.perf_counter() - t0
-    return part

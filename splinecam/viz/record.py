@@ -45,10 +45,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import SplineCamError
-from .result import Partition
-from .slice import Slice
-from .trace import autograd_attributes
+from ..errors import SplineCamError
+from ..result import Partition
+from ..slice import Slice
+from ..trace import autograd_attributes
 
 __all__ = [
     "Recorder",
@@ -193,7 +193,7 @@ def partition_copy(
     >>> partition_copy(net, sc.Slice.box()).num_regions >= 1, net.training
     (True, True)
     """
-    from .engine import partition
+    from ..partitioning import partition
 
     if not isinstance(slice, Slice):
         raise TypeError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")

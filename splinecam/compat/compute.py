@@ -70,7 +70,7 @@ def get_partitions_with_db(
 
     The :class:`~splinecam.Partition` itself is kept as ``NN.last_partition``.
     """
-    from .engine import partition
+    from ..partitioning import partition
 
     del fwd_batch_size, batch_size, n_workers, Abw_batch_size  # the original's batching: not needed
     if not isinstance(NN, model_wrapper):

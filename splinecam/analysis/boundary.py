@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SplineCamError
-from .geometry import EPS
+from ..engine.geometry import EPS
+from ..errors import SplineCamError
 
 __all__ = ["BoundaryError", "DecisionBoundary", "decision_boundary", "level_set"]
 

@@ -5,7 +5,7 @@ and the two partial derivatives, see :mod:`splinecam.engine`). A cheap bounding-
 exact test give the ``(region, line)`` pairs whose line really crosses the region
 (:func:`_candidate_pairs`); :func:`_cut_pairs` then cuts every region by its lines with conflict
 lists, in one fixed pseudo-random order of the layer's line ids. Tolerances are those of
-:mod:`splinecam.geometry`.
+:mod:`splinecam.engine.geometry`.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def _line_table(
     """Rows ``(c, a0, a1, tol)`` ``(N, 4)`` of the lines ``c + a0 x + a1 y = 0`` of the breakpoints
     ``line % breakpoints`` of units whose affine values are ``raw`` ``(N, 3)`` (value at the origin
     and the two partial derivatives). ``tol`` is the on-the-line tolerance of
-    :mod:`splinecam.geometry`, at least ``floor`` (the layer's rounding-noise floor)."""
+    :mod:`splinecam.engine.geometry`, at least ``floor`` (the layer's rounding-noise floor)."""
     m = bps.numel()
     tab = torch.empty((raw.shape[0], 4), dtype=raw.dtype, device=raw.device)
     tab[:, :3] = raw

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from ..trace import Program, _Ref, _refs
 from .codes import _bits, _pack, _toggle
 from .cutting import (
     _box,
@@ -31,7 +32,6 @@ from .cutting import (
     _values_at,
 )
 from .geometry import Polygons
-from .trace import Program, _Ref, _refs
 
 __all__: list[str] = []
 
@@ -245,7 +245,7 @@ def _tail(
     exact coefficients made from the sparse sums. ``M``'s output is likewise one dense product per
     parent plus sparse terms per child and per grandchild. The cost per region then hardly
     depends on the layers' width. ``floors``: the least on-the-line tolerances of ``A``'s and
-    ``B``'s lines (:func:`splinecam.cutting._line_table`).
+    ``B``'s lines (:func:`splinecam.engine.cutting._line_table`).
 
     Returns the grandchildren, the index of the parent each comes from, ``M``'s output as an
     affine stack ``(F, 3, out)``, the codes of ``A`` and ``B`` on the grandchildren, and the

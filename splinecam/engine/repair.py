@@ -1,6 +1,6 @@
 """Mending the planar graph where the cutting's snapping decided differently on two sides of an edge.
 
-Vertices are identified combinatorially (:mod:`splinecam.geometry`), which makes the two sides of
+Vertices are identified combinatorially (:mod:`splinecam.engine.geometry`), which makes the two sides of
 every edge agree as long as both sides make the same cuts. With nearly coincident lines (directions
 about 1e-8 rad apart, or a deeper unit's line lying on an earlier edge) a line can lie within the
 snapping band on one side of an edge and cut the other side: that side then has a vertex on the

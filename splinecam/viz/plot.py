@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.stats import region_layers, slope_norms
+
 __all__ = [
     "PlotArtists",
     "plot_partition",
@@ -91,37 +93,6 @@ class PlotArtists:
 
 
 # --------------------------------------------------------------------------- per-region quantities
-def slope_norms(part: Any) -> np.ndarray:
-    """Frobenius norm of each region's output slope ``A[r]`` (shape ``(out, 2)``), shape ``(R,)``.
-
-    Examples
-    --------
-    >>> import torch, splinecam as sc
-    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
-    >>> with torch.no_grad():
-    ...     _ = net[0].weight.copy_(torch.tensor([[3.0, 4.0]]))
-    >>> slope_norms(sc.partition(net, sc.Slice.box())).tolist()
-    [5.0]
-    """
-    a = np.asarray(part.output_affine[0], dtype=np.float64)
-    return np.sqrt(np.einsum("roi,roi->r", a, a))
-
-
-def region_layers(part: Any) -> np.ndarray:
-    """The layer that created each region: the largest ``edge_layer`` over its edges, ``(R,)``.
-
-    ``-1`` for a region bounded by the domain border only (the domain was never cut).
-    """
-    r = part.num_regions
-    out = np.full(r, -1, dtype=np.int64)
-    er = np.asarray(part.edge_regions)
-    el = np.asarray(part.edge_layer)
-    for side in (0, 1):
-        ok = er[:, side] >= 0
-        np.maximum.at(out, er[ok, side], el[ok])
-    return out
-
-
 def _class_of_regions(part: Any) -> np.ndarray:
     """Predicted class of each region at its centroid (one output: ``f > 0``)."""
     a, b = part.output_affine
@@ -326,7 +297,7 @@ def plot_partition(part: Any, ax: Any = None, *args: Any, **kwargs: Any) -> Plot
     True
     >>> plt.close(fig)
     """
-    from .result import Partition
+    from ..result import Partition
 
     if isinstance(part, Partition):
         return _plot_partition(part, ax, *args, **kwargs)

@@ -35,9 +35,42 @@ __all__ = [
     "region_centralities",
     "regions_touching_boundary",
     "domain_centroid",
+    "slope_norms",
+    "region_layers",
 ]
 
 _QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
+
+
+def slope_norms(part: Any) -> np.ndarray:
+    """Frobenius norm of each region's output slope ``A[r]`` (shape ``(out, 2)``), shape ``(R,)``.
+
+    Examples
+    --------
+    >>> import torch, splinecam as sc
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.tensor([[3.0, 4.0]]))
+    >>> slope_norms(sc.partition(net, sc.Slice.box())).tolist()
+    [5.0]
+    """
+    a = np.asarray(part.output_affine[0], dtype=np.float64)
+    return np.sqrt(np.einsum("roi,roi->r", a, a))
+
+
+def region_layers(part: Any) -> np.ndarray:
+    """The layer that created each region: the largest ``edge_layer`` over its edges, ``(R,)``.
+
+    ``-1`` for a region bounded by the domain border only (the domain was never cut).
+    """
+    r = part.num_regions
+    out = np.full(r, -1, dtype=np.int64)
+    er = np.asarray(part.edge_regions)
+    el = np.asarray(part.edge_layer)
+    for side in (0, 1):
+        ok = er[:, side] >= 0
+        np.maximum.at(out, er[ok, side], el[ok])
+    return out
 
 
 def _csr(part: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,7 +203,6 @@ def statistics(part: Any, boundary: bool = True, classes: Any = None) -> dict[st
     >>> s["num_regions"], s["area_mean"], s["eccentricity_mean"]
     (2, 2.0, 2.23606797749979)
     """
-    from .plot import slope_norms
 
     areas = np.abs(np.asarray(part.areas(), dtype=np.float64))
     ecc = region_eccentricities(part)

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import SliceError, UnsupportedModelError
-from .slice import Slice
+from ..errors import SliceError, UnsupportedModelError
+from ..slice import Slice
 
 __all__ = ["model_wrapper"]
 
@@ -133,7 +133,7 @@ class model_wrapper:  # noqa: N801 - the original toolbox's name
 
     def prepared(self) -> tuple[torch.nn.Module, torch.device]:
         """A private eval-mode copy of the model in ``dtype`` on ``device``, and that device."""
-        from .trace import prepare_model
+        from ..trace import prepare_model
 
         return prepare_model(self.model, dtype=self.dtype, device=self.device)
 
@@ -154,7 +154,7 @@ class model_wrapper:  # noqa: N801 - the original toolbox's name
         UnsupportedModelError
             The model cannot be traced, or does not accept inputs of ``input_shape``.
         """
-        from .trace import trace_model
+        from ..trace import trace_model
 
         del seed, eps
         copy_, dev = self.prepared()

@@ -1,0 +1,70 @@
+"""The public entry point: :func:`partition` runs trace -> engine -> :class:`~splinecam.result.Partition`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .engine import run_program
+from .errors import SliceError
+from .result import Partition
+from .slice import Slice
+from .trace import prepare_model, trace_model
+
+__all__ = ["partition"]
+
+
+def partition(
+    model: nn.Module,
+    slice: Slice,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: Any = None,
+    progress: bool = False,
+    chunk_size: int | None = None,
+) -> Partition:
+    """Compute the exact linear-region partition of ``model`` on a 2-D ``slice`` of its input space.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A piecewise-linear network in eval mode (Linear, Conv, BatchNorm, pooling, ReLU, LeakyReLU,
+        residual additions, concatenation, reshapes). It is never modified: the engine works on a
+        private copy in ``dtype`` on ``device``.
+    slice : Slice
+        The slice of input space and its convex domain.
+    dtype : torch.dtype
+        Precision of all computations (float64 by default; the exactness contract assumes it).
+    device : str or torch.device, optional
+        Where to compute; defaults to the model's device.
+    progress : bool
+        Show a tqdm progress bar of finished regions.
+    chunk_size : int, optional
+        Regions streamed together through the remaining layers; chosen from a memory budget if None.
+
+    Returns
+    -------
+    Partition
+
+    Examples
+    --------
+    >>> import torch, splinecam as sc
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
+    >>> part = sc.partition(net, sc.Slice.box((-2, 2), (-2, 2)))
+    >>> part.num_regions > 1
+    True
+    """
+    if not isinstance(slice, Slice):
+        raise SliceError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")
+    t0 = time.perf_counter()
+    copy_, dev = prepare_model(model, dtype=dtype, device=device)
+    program = trace_model(copy_)
+    res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size)
+    part = Partition._from_engine(res, slice, program, dtype=dtype)
+    part.seconds = time.perf_counter() - t0
+    return part
