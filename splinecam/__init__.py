@@ -20,6 +20,7 @@ from .analysis.graph import DecisionRegion
 from .analysis.stats import density, statistics
 from .compat import compute, utils, wrappers
 from .errors import NotPiecewiseLinearError, SliceError, SplineCamError, UnsupportedModelError
+from .many import iter_partitions, partition_many
 from .partitioning import partition
 from .result import Partition
 from .slice import Slice
@@ -45,6 +46,8 @@ __all__ = [
     "Partition",
     "Slice",
     "partition",
+    "partition_many",
+    "iter_partitions",
     "VerifyReport",
     # downstream
     "DecisionBoundary",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from .geometry import EPS, Polygons, _fmix, split_by_lines
+from .slices import Tol, _take
 
 __all__: list[str] = []
 
@@ -21,16 +22,17 @@ def _cut_layer(
     poly: Polygons,
     pre: torch.Tensor,
     bps: torch.Tensor,
-    radius: float,
+    radius: Tol,
     line_offset: int,
     centre: torch.Tensor | None = None,
-    floor: float = 0.0,
+    floor: Tol = 0.0,
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cut every region by every breakpoint line of this layer that crosses it.
 
     Returns the pieces, the index of the region each comes from, and the lines (layer-local ids,
     ``unit * breakpoints + k``) that really cross each region, in CSR form ``(ptr, lines)``.
-    ``floor``: the layer's least on-the-line tolerance (see :func:`_line_table`).
+    ``floor``: the layer's least on-the-line tolerance (see :func:`_line_table`). ``radius`` and
+    ``floor``: floats, or tensors with one entry per region (regions of several slices).
     """
     pp, ll, tab = _candidate_pairs(poly, pre, bps, radius, centre, floor)
     return _cut_pairs(poly, pp, ll, tab, pre.shape[2] * bps.numel(), line_offset)[:4]
@@ -40,9 +42,9 @@ def _candidate_pairs(
     poly: Polygons,
     pre: torch.Tensor,
     bps: torch.Tensor,
-    radius: float,
+    radius: Tol,
     centre: torch.Tensor | None = None,
-    floor: float = 0.0,
+    floor: Tol = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``(region, line)`` pairs whose line really crosses the region, region-major, with the
     lines' coefficient rows ``(c, a0, a1, tol)`` (see :func:`_line_table`).
@@ -68,7 +70,7 @@ def _candidate_pairs(
         cand = ((centre[..., None] - bps).abs() < spread[..., None]).reshape(p, n * m)
     pairs = cand.nonzero()
     pp, ll = pairs[:, 0], pairs[:, 1]
-    tab = _line_table(pre[pp, :, ll // m if m > 1 else ll], bps, radius, ll, floor)
+    tab = _line_table(pre[pp, :, ll // m if m > 1 else ll], bps, _take(radius, pp), ll, _take(floor, pp))
     real = _crosses(poly.xy.index_select(0, pp), tab)
     return pp[real], ll[real], tab[real]
 
@@ -198,12 +200,13 @@ def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _line_table(
-    raw: torch.Tensor, bps: torch.Tensor, radius: float, line: torch.Tensor, floor: float = 0.0
+    raw: torch.Tensor, bps: torch.Tensor, radius: Tol, line: torch.Tensor, floor: Tol = 0.0
 ) -> torch.Tensor:
     """Rows ``(c, a0, a1, tol)`` ``(N, 4)`` of the lines ``c + a0 x + a1 y = 0`` of the breakpoints
     ``line % breakpoints`` of units whose affine values are ``raw`` ``(N, 3)`` (value at the origin
     and the two partial derivatives). ``tol`` is the on-the-line tolerance of
-    :mod:`splinecam.engine.geometry`, at least ``floor`` (the layer's rounding-noise floor)."""
+    :mod:`splinecam.engine.geometry`, at least ``floor`` (the layer's rounding-noise floor).
+    ``radius`` and ``floor``: floats, or ``(N,)`` tensors (one entry per line)."""
     m = bps.numel()
     tab = torch.empty((raw.shape[0], 4), dtype=raw.dtype, device=raw.device)
     tab[:, :3] = raw
@@ -211,7 +214,9 @@ def _line_table(
     torch.mul(tab[:, 1].abs() + tab[:, 2].abs(), radius, out=tab[:, 3])
     tab[:, 3] += tab[:, 0].abs()
     tab[:, 3] *= EPS
-    if floor > 0:
+    if isinstance(floor, torch.Tensor):
+        torch.maximum(tab[:, 3], floor, out=tab[:, 3])
+    elif floor > 0:
         tab[:, 3].clamp_(min=floor)
     return tab
 

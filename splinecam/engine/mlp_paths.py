@@ -32,6 +32,7 @@ from .cutting import (
     _values_at,
 )
 from .geometry import Polygons
+from .slices import Tol, _take
 
 __all__: list[str] = []
 
@@ -227,9 +228,9 @@ def _tail(
     lin_m: nn.Linear,
     table_a: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     table_b: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    radius: float,
+    radius: Tol,
     off_b: int,
-    floors: tuple[float, float] = (0.0, 0.0),
+    floors: tuple[Tol, Tol] = (0.0, 0.0),
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
     """The last two nonlinearities ``A -> L -> B -> M`` (see :func:`_tail_plan`), with no affine
     stack per child of ``A``.
@@ -279,7 +280,7 @@ def _tail(
     reach = torch.where(on_a, (ca - sa).abs(), (ca + sa).abs()).clamp_min(t_a)
     # a child may reach past the line by the cutting tolerance (its vertices there were snapped
     # onto the line): add twice that, and a relative slack far beyond rounding
-    reach += 2.0 * _line_table(raw_a, bps_a, radius, cline, floors[0])[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
+    reach += 2.0 * _line_table(raw_a, bps_a, _take(radius, pair_par), cline, _take(floors[0], pair_par))[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
     dslope = (slopes_a[1] - slopes_a[0]).abs()
     dinter = (inter_a[1] - inter_a[0]).abs()
     reach = reach * dslope[cline] + dinter[cline]
@@ -314,7 +315,8 @@ def _tail(
     d = (newc != oldc).nonzero().squeeze(1)
     _toggle(codes_b, cp_kid[d], cp_unit[d])
     # cut the children by B's lines that really cross them
-    tab = _line_table(raw_b, bps_b, radius, cp_unit, floors[1])
+    gc = g[cp_kid]  # (radius and floors may be per parent region: regions of several slices)
+    tab = _line_table(raw_b, bps_b, _take(radius, gc), cp_unit, _take(floors[1], gc))
     real = _crosses(kids.xy.index_select(0, cp_kid), tab).nonzero().squeeze(1)
     out, gk, bptr, bline, perm = _cut_pairs(kids, cp_kid[real], cp_unit[real], tab[real], n_b, off_b)
     raw_bc = raw_b[real[perm]]  # affine values of B's crossing units, in CSR order

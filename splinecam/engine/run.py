@@ -46,8 +46,9 @@ from ..slice import Slice
 from ..trace import Program, Step, _map_args, _Ref, call_step, evaluate_program
 from .codes import _pack
 from .cutting import _cut_layer, _homogeneous, _probe_points, _values_at
-from .geometry import Polygons, _fmix, _zorder
+from .geometry import Polygons, _zorder
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
+from .slices import _take, as_slices, layer_floors, start_state
 
 __all__ = ["EngineResult", "run_program"]
 
@@ -181,6 +182,7 @@ class _Item:
     codes: list[torch.Tensor]
     gather: torch.Tensor | None = None  # parent index of each region into env/codes
     pending: Callable[[_Item, torch.Tensor], None] | None = None
+    sid: torch.Tensor | None = None  # slice index of each region (of ``poly``)
 
 
 @dataclass
@@ -195,6 +197,7 @@ class EngineResult:
     output_shape: tuple[int, ...] = ()
     line_offsets: list[int] = field(default_factory=list)
     num_breakpoints: list[int] = field(default_factory=list)
+    slice_id: torch.Tensor | None = None  # (R,) the slice of every region (a run over many slices)
 
 
 def _pwl_tables(step: Step, n: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -230,33 +233,19 @@ def _layer_scales(program: Program, model: nn.Module, x: torch.Tensor) -> list[f
 def run_program(
     model: nn.Module,
     program: Program,
-    slc: Slice,
+    slc: Slice | list[Slice],
     dtype: torch.dtype,
     device: torch.device,
     progress: bool = False,
     chunk_size: int | None = None,
 ) -> EngineResult:
-    """Run the engine; ``model`` is the prepared private copy that ``program`` was traced from."""
-    center = slc.center
-    origin = slc.origin + slc.basis @ center
-    dom = torch.as_tensor(slc.domain - center, dtype=dtype, device=device)
-    radius = float(dom.abs().max())
-    shape = slc.input_shape
-    inp = torch.stack(
-        [
-            torch.as_tensor(origin, dtype=dtype, device=device),
-            torch.as_tensor(slc.basis[:, 0], dtype=dtype, device=device),
-            torch.as_tensor(slc.basis[:, 1], dtype=dtype, device=device),
-        ]
-    ).reshape(3, *shape)
-    k = dom.shape[0]
-    hsh0 = _fmix(torch.arange(1, k + 1, device=device, dtype=torch.int64) * 7919 + 104729)
-    poly0 = Polygons(
-        dom[None].clone(),
-        hsh0[None].clone(),
-        torch.full((1, k), -1, dtype=torch.int64, device=device),
-        torch.tensor([k], device=device),
-    )
+    """Run the engine; ``model`` is the prepared private copy that ``program`` was traced from.
+
+    ``slc``: one slice, or a list of slices of one input shape run together (one starting region
+    per slice; :mod:`splinecam.engine.slices`): the result's ``slice_id`` then tells each region's.
+    """
+    start = start_state(as_slices(slc), dtype, device)
+    inp, radius, poly0, shape = start.inp, start.radius, start.poly0, start.shape
     runner = _Runner(program, model)
     steps = program.steps
     n_pwl = len(program.pwl_steps)
@@ -280,13 +269,12 @@ def run_program(
         )
     # every layer's scale on the domain's vertices and centre: the floor of its lines' tolerance
     with torch.no_grad():
-        u = torch.cat([dom, dom.new_zeros((1, 2))])
-        pts = inp[0] + torch.tensordot(u, inp[1:], dims=1)
-        floors = [_NOISE_FLOOR * s for s in _layer_scales(program, model, pts)]
+        floors = layer_floors(start, lambda x: evaluate_program(program, model, x)[1], _NOISE_FLOOR)
     out_polys: list[Polygons] = []
     out_c: list[torch.Tensor] = []
     out_g: list[torch.Tensor] = []
     out_codes: list[list[np.ndarray]] = [[] for _ in range(n_pwl)]
+    out_sid: list[torch.Tensor] = []
     output_shape: tuple[int, ...] = ()
 
     bar = None
@@ -299,7 +287,7 @@ def run_program(
 
     # per-region memory of the live stacks decides the chunk size when none is given
     budget = int(os.environ.get("SPLINECAM_BUDGET_MB", "24")) * 2**20
-    work: list[_Item] = [_Item(0, poly0, {}, [])]
+    work: list[_Item] = [_Item(0, poly0, {}, [], sid=start.sid)]
     since_trim = 0
     total = 0
     with torch.no_grad():
@@ -328,7 +316,7 @@ def run_program(
             while pos < len(steps):
                 step = steps[pos]
                 if step.kind == "input":
-                    env[pos] = inp.repeat(nreg, *([1] * len(shape)))
+                    env[pos] = _gather(inp, item.sid)
                 elif step.kind in ("const", "meta", "affine"):
                     env[pos] = runner.run_step(pos, env, nreg)
                 elif step.kind == "pwl":
@@ -349,9 +337,8 @@ def run_program(
                     # filter) and at its vertex mean (the codes of the sparse Linear path), from one
                     # batched product that reads the affine stack once
                     pv = _values_at(pre, _probe_points(poly, with_centroid=lin is not None))
-                    new_poly, parent, cptr, cline = _cut_layer(
-                        poly, pre, tables[pos][0], radius, off, pv[:, 0], floors[li]
-                    )
+                    rad, fl = _take(radius, item.sid), _take(floors[li], item.sid)
+                    new_poly, parent, cptr, cline = _cut_layer(poly, pre, tables[pos][0], rad, off, pv[:, 0], fl)
                     nnew = len(new_poly)
                     lin_one = None
                     if lin is not None:
@@ -373,11 +360,11 @@ def run_program(
                             tables[pos_b] = _pwl_tables(steps[pos_b], n_b, dtype, device)
                         out, gp, yf, new_codes, _ = _tail(
                             poly, pre, pv[:, 1], new_poly, parent, cptr, cline, lin, lin_m,
-                            tables[pos], tables[pos_b], radius, off_b, (floors[li], floors[li_b]),
+                            tables[pos], tables[pos_b], rad, off_b, (fl, _take(floors[li_b], item.sid)),
                         )
                         fenv = {k: v for k, v in env.items() if steps[k].kind not in ("input", "affine", "pwl")}
                         fenv[pos_b + 1] = yf.reshape(-1, *yf.shape[2:])
-                        work.append(_Item(pos_b + 2, out, fenv, [c[gp] for c in item.codes] + new_codes))
+                        work.append(_Item(pos_b + 2, out, fenv, [c[gp] for c in item.codes] + new_codes, sid=item.sid[gp]))
                         pushed = True
                         break
                     # stream: split children in chunks when too many
@@ -406,7 +393,7 @@ def run_program(
                     for st in reversed(starts):
                         sl = slice(st, min(st + chunk, nnew))
                         sub = new_poly.index(torch.arange(sl.start, sl.stop, device=device)) if len(starts) > 1 else new_poly
-                        work.append(_Item(nxt, sub, cenv, list(item.codes), parent[sl], post_fn))
+                        work.append(_Item(nxt, sub, cenv, list(item.codes), parent[sl], post_fn, item.sid[parent[sl]]))
                     pushed = True
                     break
                 for r in step.free_after:
@@ -421,6 +408,7 @@ def run_program(
             out_polys.append(poly)
             out_c.append(y[:, 0])
             out_g.append(y[:, 1:].transpose(1, 2))
+            out_sid.append(item.sid)
             # codes leave the device chunk by chunk (bit-packed already where units have two pieces)
             for j, cj in enumerate(item.codes):
                 cn = cj.cpu().numpy()
@@ -452,6 +440,7 @@ def run_program(
         output_shape=output_shape,
         line_offsets=line_offsets,
         num_breakpoints=nbps,
+        slice_id=torch.cat(out_sid),
     )
 
 
