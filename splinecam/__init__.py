@@ -16,6 +16,7 @@ import sys as _sys
 from . import datasets
 from .analysis import boundary, graph, stats
 from .analysis.boundary import BoundaryError, DecisionBoundary
+from .analysis.complexity import LocalComplexity, local_complexity
 from .analysis.graph import DecisionRegion
 from .analysis.stats import density, statistics
 from .compat import compute, utils, wrappers
@@ -54,6 +55,8 @@ __all__ = [
     "DecisionRegion",
     "statistics",
     "density",
+    "local_complexity",
+    "LocalComplexity",
     "plot_partition",
     "plot_surface",
     "plot_image",
