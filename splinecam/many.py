@@ -5,8 +5,10 @@ every slice's domain is one starting region, the regions of all slices are cut i
 steps (each region carries its slice's index, which selects its slice's tolerances), and the result
 is split by slice at the end into one :class:`~splinecam.result.Partition` per slice. Each equals
 what :func:`splinecam.partition` gives for that slice (the same regions, vertices, affine maps and
-codes; only the order of the regions may differ). The slices are run in batches of bounded size
-(about :data:`BATCH_REGIONS` regions), so memory stays bounded however many slices are given.
+codes; only the order of the regions may differ). :func:`partition_many`, which keeps every result,
+runs all slices in one engine run (the engine streams the regions in bounded chunks);
+:func:`iter_partitions` runs them in batches of about :data:`BATCH_REGIONS` regions and hands each
+batch over before the next, so memory stays bounded however many slices are given.
 
 With a ``dask.distributed`` client, chunks of slices go to the workers instead (the model is sent
 to every worker once); a chunk whose worker dies is run again by Dask on another worker. Dask is an
@@ -39,7 +41,7 @@ __all__ = ["partition_many", "iter_partitions", "BATCH_REGIONS"]
 #: region counts of the slices done so far); memory is bounded by about this many finished regions
 BATCH_REGIONS = 65_536
 #: slices in the first batch, before any region count is known
-_FIRST_BATCH = 32
+_FIRST_BATCH = 8
 #: most slices in one Dask task when ``chunk_size`` is not given
 _MAX_TASK_SLICES = 256
 
@@ -95,16 +97,19 @@ def _run_batch(
 
 def _local_batches(
     copy_: nn.Module, program: Program, slices: list[Slice], dtype: torch.dtype, dev: torch.device,
-    chunk_size: int | None,
+    chunk_size: int | None, bounded: bool = True,
 ) -> Iterator[tuple[int, list[Partition]]]:
     """``(first index, partitions)`` of consecutive batches of ``slices``: ``chunk_size`` slices
-    each, or batches of about :data:`BATCH_REGIONS` regions (from the counts seen so far)."""
+    each, or batches of about :data:`BATCH_REGIONS` regions (from the counts seen so far) when
+    ``bounded``, else all slices in one engine run."""
     n = len(slices)
     i = 0
     done_regions = 0
     while i < n:
         if chunk_size:
             size = chunk_size
+        elif not bounded:
+            size = n
         elif i == 0:
             size = _FIRST_BATCH
         else:
@@ -134,7 +139,7 @@ def _task(
         per_model[key] = (copy_, dev, trace_model(copy_))
     copy_, dev, program = per_model[key]
     out: list[Any] = []
-    for _, parts in _local_batches(copy_, program, slices, dtype, dev, None):
+    for _, parts in _local_batches(copy_, program, slices, dtype, dev, None, bounded=False):
         out += parts if fn is None else [fn(p) for p in parts]
     return start, out
 
@@ -204,11 +209,13 @@ def _dask_results(
 # --------------------------------------------------------------------------- public
 def _results(
     model: nn.Module, slices: Iterable[Slice], *, client: Any, chunk_size: int | None, progress: bool,
-    dtype: torch.dtype, device: Any, fn: Callable | None = None,
+    dtype: torch.dtype, device: Any, fn: Callable | None = None, bounded: bool = True,
 ) -> Iterator[tuple[int, Any]]:
     """``(index, fn(partition))`` (the partition when ``fn`` is None) for every slice, as they come.
 
-    The arguments are checked here, before the first result is asked for."""
+    The arguments are checked here, before the first result is asked for. ``bounded``: on one
+    machine, batches of about :data:`BATCH_REGIONS` regions (else, without ``chunk_size``, one
+    engine run for all slices: for a caller that keeps every result anyway)."""
     if isinstance(slices, Slice):
         raise SliceError("slices must be a list of splinecam.Slice; for one slice use splinecam.partition")
     slices = list(slices)
@@ -226,15 +233,15 @@ def _results(
     if client is not None:
         gen = _dask_results(client, model, slices, dtype, device, chunk_size, fn)
     else:
-        gen = _local_results(copy_, program, slices, dtype, dev, chunk_size, fn)
+        gen = _local_results(copy_, program, slices, dtype, dev, chunk_size, fn, bounded)
     return _with_progress(gen, len(slices)) if progress else gen
 
 
 def _local_results(
     copy_: nn.Module, program: Program, slices: list[Slice], dtype: torch.dtype, dev: torch.device,
-    chunk_size: int | None, fn: Callable | None,
+    chunk_size: int | None, fn: Callable | None, bounded: bool,
 ) -> Iterator[tuple[int, Any]]:
-    for st, parts in _local_batches(copy_, program, slices, dtype, dev, chunk_size):
+    for st, parts in _local_batches(copy_, program, slices, dtype, dev, chunk_size, bounded):
         for j in range(len(parts)):
             p, parts[j] = parts[j], None  # (hand each partition over once: the caller may drop it)
             yield st + j, (p if fn is None else fn(p))
@@ -264,9 +271,9 @@ def iter_partitions(
     """Exact partitions of many slices, yielded as ``(index, Partition)`` as they are finished.
 
     The streaming form of :func:`partition_many`, for more slices than fit in memory at once: only
-    one batch of partitions (about :data:`BATCH_REGIONS` regions; with a client, a few chunks per
-    worker) is held at a time. Partitions come in the order of ``slices`` on one machine, and in
-    the order they finish with a client.
+    one batch of partitions (about :data:`BATCH_REGIONS` regions, one engine run each; with a
+    client, a few chunks per worker) is held at a time. Partitions come in the order of ``slices``
+    on one machine, and in the order they finish with a client.
 
     Parameters
     ----------
@@ -328,10 +335,11 @@ def partition_many(
 
     Each is equal to ``splinecam.partition(model, slices[i])`` (the same regions, vertices, affine
     maps and codes; the regions may come in another order), but all slices go through one engine
-    run (in batches of bounded size): the model is prepared and traced once and the fixed cost of
-    a call is paid once, which makes many small slices several times faster than a loop over
-    :func:`splinecam.partition`. With a Dask ``client`` the slices are spread over its workers.
-    Built on :func:`iter_partitions` (same parameters), which streams the results instead.
+    run: the model is prepared and traced once, the regions of all slices are cut together, and
+    the fixed cost of a call is paid once, which makes many small slices several times faster than
+    a loop over :func:`splinecam.partition`. With a Dask ``client`` the slices are spread over its
+    workers. Built on :func:`iter_partitions` (same parameters), which streams the results in
+    batches of bounded size instead: use it for more slices than fit in memory.
 
     Parameters
     ----------
@@ -343,7 +351,9 @@ def partition_many(
         Run chunks of slices on this cluster's workers (``pip install "splinecam[distributed]"``);
         a chunk whose worker dies is run again by Dask elsewhere.
     chunk_size : int, optional
-        Slices per batch (per Dask task with a client); chosen automatically if None.
+        Slices per engine run (per Dask task with a client). By default all slices go through one
+        engine run on one machine; with a client, about four chunks per worker (at most 256
+        slices each).
     progress : bool
         Show a tqdm progress bar of finished slices.
     dtype : torch.dtype
@@ -368,7 +378,7 @@ def partition_many(
     """
     items = [slices] if isinstance(slices, Slice) else list(slices)  # (one Slice: the error below)
     gen = _results(model, slices if isinstance(slices, Slice) else items, client=client,
-                   chunk_size=chunk_size, progress=progress, dtype=dtype, device=device)
+                   chunk_size=chunk_size, progress=progress, dtype=dtype, device=device, bounded=False)
     out: list[Partition | None] = [None] * len(items)
     for i, part in gen:
         out[i] = part

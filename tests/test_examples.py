@@ -30,6 +30,7 @@ OUTPUTS = {
     "visualize_cnn_random": ["visualize_cnn_random.png"],
     "inr_2d": ["inr_2d.png"],
     "training_dynamics": ["training_dynamics.gif"],
+    "local_complexity": ["local_complexity.png"],
 }
 
 
@@ -108,7 +109,7 @@ def test_example_conventions(name):
     assert 'if __name__ == "__main__":' in src
 
 
-@pytest.mark.parametrize("name", ["toy2d", "visualize_mlp_random", "visualize_cnn_random", "inr_2d"])
+@pytest.mark.parametrize("name", ["toy2d", "visualize_mlp_random", "visualize_cnn_random", "inr_2d", "local_complexity"])
 def test_example_fast(name, tmp_path, capsys):
     summary = load_example(name).main(["--fast", "--out", str(tmp_path)])
     for f in OUTPUTS[name]:
@@ -128,6 +129,16 @@ def test_toy2d_summary(tmp_path):
     for st in summary["statistics"].values():
         assert st["boundary_length"] > 0 and st["boundary_pieces"] >= 1
         assert 0.5 <= st["accuracy"] <= 1.0
+
+
+def test_local_complexity_compares_the_point_sets(tmp_path):
+    summary = load_example("local_complexity").main(["--fast", "--out", str(tmp_path)])
+    tables = summary["tables"]
+    assert list(tables) == ["training", "test", "random"]
+    assert all(len(t) == 64 for t in tables.values())
+    for name, t in tables.items():
+        assert summary["num_regions"][name] == int(t["num_regions"].sum())
+        assert summary["medians"][name]["density"] == float(np.median(t["density"]))
 
 
 def test_visualize_mlp_random_is_deterministic(tmp_path):

@@ -108,24 +108,64 @@ class LocalComplexity:
         return f"LocalComplexity({n} points, pad={self.pad:g}; medians: {cols})"
 
 
+def _region_at(part: Any, u: np.ndarray) -> int:
+    """The region holding the point ``u`` ``(2,)``: the one it lies deepest inside (relative to
+    the edges' lengths), ``-1`` outside the domain. One vectorized test over all regions (no index
+    is built, unlike :meth:`~splinecam.Partition.locate`: each partition is asked once)."""
+    poly, nv = part.padded_polygons()
+    nxt = np.roll(poly, -1, axis=1)
+    last = nv - 1
+    rows = np.arange(len(poly))
+    nxt[rows, last] = poly[:, 0]  # (the edge from the last vertex closes the cycle)
+    e = nxt - poly
+    ln = np.hypot(e[..., 0], e[..., 1])
+    d = u - poly
+    cr = (e[..., 0] * d[..., 1] - e[..., 1] * d[..., 0]) / np.where(ln > 0, ln, 1.0)
+    cr = np.where(np.arange(poly.shape[1])[None] < nv[:, None], cr, np.inf)
+    depth = cr.min(1)
+    r = int(np.argmax(depth))
+    scale = float(np.abs(part.slice.domain - part.slice.domain.mean(0)).max())
+    return r if depth[r] >= -1e-9 * scale else -1
+
+
+def _one_class(part: Any) -> bool:
+    """Whether the network picks one class at every vertex of every region, each with a clear
+    margin: then (the outputs being affine on each convex region) there is no decision boundary
+    in the slice. A quick test that spares building the boundary around most points."""
+    a, b = part.output_affine
+    if b.shape[1] == 0:
+        return False
+    verts = part.vertices[part.region_vertices]
+    reg = np.repeat(np.arange(part.num_regions), np.diff(part.region_ptr))
+    y = np.einsum("soi,si->so", a[reg], verts) + b[reg]
+    if y.shape[1] == 1:  # one output: the classes are y <= 0 and y > 0
+        y = np.concatenate([np.zeros_like(y), y], 1)
+    top = np.sort(y, axis=1)[:, -2:]
+    margin = top[:, 1] - top[:, 0]
+    scale = float(np.abs(y).max()) + 1e-300
+    cls = y.argmax(1)
+    return bool((cls == cls[0]).all() and (margin > 1e-9 * scale).all())
+
+
 def _row(part: Any) -> tuple[int, float, float, float, float]:
     """One table row from a partition of a slice made by ``Slice.from_anchors`` with one anchor."""
     slc = part.slice
     u0 = np.zeros(2) if slc.anchors is None else np.asarray(slc.anchors[0], dtype=np.float64)
     dom = slc.domain - slc.domain.mean(0)
     area = 0.5 * float(np.sum(dom[:, 0] * np.roll(dom[:, 1], -1) - np.roll(dom[:, 0], -1) * dom[:, 1]))
-    db = part.decision_boundary()
-    if db.num_segments:
-        p, q = db.segments[:, 0], db.segments[:, 1]
-        d = q - p
-        ll = np.einsum("ij,ij->i", d, d)
-        t = np.clip(np.einsum("ij,ij->i", u0 - p, d) / np.where(ll > 0, ll, 1.0), 0.0, 1.0)
-        dist = float(np.min(np.hypot(*(p + t[:, None] * d - u0).T)))
-    else:
-        dist = float("inf")
-    r = int(part.locate(u0[None])[0])
+    length, dist = 0.0, float("inf")
+    if not _one_class(part):
+        db = part.decision_boundary()
+        length = db.length
+        if db.num_segments:
+            p, q = db.segments[:, 0], db.segments[:, 1]
+            d = q - p
+            ll = np.einsum("ij,ij->i", d, d)
+            t = np.clip(np.einsum("ij,ij->i", u0 - p, d) / np.where(ll > 0, ll, 1.0), 0.0, 1.0)
+            dist = float(np.min(np.hypot(*(p + t[:, None] * d - u0).T)))
+    r = _region_at(part, u0)
     slope = float(np.linalg.norm(part.output_affine[0][r])) if r >= 0 else float("nan")
-    return part.num_regions, part.num_regions / area, db.length, dist, slope
+    return part.num_regions, part.num_regions / area, length, dist, slope
 
 
 def local_complexity(

@@ -72,9 +72,10 @@ def start_state(slices: list[Slice], dtype: torch.dtype, device: torch.device) -
     k = max(len(s.domain) for s in slices)
     nv = np.array([len(s.domain) for s in slices], dtype=np.int64)
     # every domain in its centred coordinates, padded slots repeating vertex 0 (see Polygons)
-    slot = np.minimum(np.arange(k)[None], nv[:, None] - 1)
-    slot = np.where(np.arange(k)[None] < nv[:, None], slot, 0)
-    doms = np.stack([np.pad(s.domain - s.center, ((0, k - len(s.domain)), (0, 0))) for s in slices])
+    slot = np.where(np.arange(k)[None] < nv[:, None], np.arange(k)[None], 0)
+    doms = np.zeros((p, k, 2))
+    for i, s in enumerate(slices):
+        doms[i, : nv[i]] = s.domain - s.center
     doms = np.take_along_axis(doms, slot[..., None], 1)
     xy = torch.as_tensor(doms, dtype=dtype, device=device)
     sid = torch.arange(p, device=device)
