@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys as _sys
 
-from . import datasets
+from . import datasets, layers
 from .analysis import boundary, graph, stats
 from .analysis.boundary import BoundaryError, DecisionBoundary
 from .analysis.graph import DecisionRegion
@@ -68,6 +68,7 @@ __all__ = [
     "boundary",
     "compute",
     "datasets",
+    "layers",
     "graph",
     "plot",
     "record",
