@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys as _sys
 
-from . import datasets
+from . import datasets, layers
 from .analysis import boundary, graph, stats
 from .analysis.boundary import BoundaryError, DecisionBoundary
 from .analysis.complexity import LocalComplexity, local_complexity
@@ -74,6 +74,7 @@ __all__ = [
     "boundary",
     "compute",
     "datasets",
+    "layers",
     "graph",
     "plot",
     "record",

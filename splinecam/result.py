@@ -208,6 +208,15 @@ class Partition:
         rv = inv
         edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
         keep = None
+        jumps = getattr(res, "jump_lines", [])
+        if jumps and bool(((counts == 1) & (elab >= 0)).any()):
+            # a step with jumps: later lines cross its edges at different points on the two sides
+            from .engine.repair import mend_jump_edges
+
+            mended = mend_jump_edges(verts.numpy(), ptr.numpy(), rv.numpy(), lab.numpy(), jumps, scale)
+            if mended is not None:
+                ptr, rv, lab = (torch.as_tensor(t) for t in mended[:3])
+                edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
         if bool(((counts == 1) & (elab >= 0)).any()):
             # an inner edge with one region: the cutting's snapping decided differently on the two
             # sides of an edge (nearly coincident lines); weld and mend where that happened

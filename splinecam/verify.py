@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .engine.kinds import kind_for
 from .trace import evaluate_program, prepare_model, trace_model
 
 __all__ = ["Check", "VerifyReport", "verify_partition", "evaluate_with_preactivations"]
@@ -131,6 +132,8 @@ def verify_partition(
 
     # model evaluation at interior points
     copy_, dev = prepare_model(model, dtype=torch.float64, device=None)
+    program = trace_model(copy_)
+    kinds = None
     sel = np.arange(r) if r <= max_regions else np.sort(rng.choice(r, max_regions, replace=False))
     ip = part.interior_points(points_per_region, seed=seed)[sel].reshape(-1, 2)
     rid = np.repeat(sel, points_per_region)
@@ -146,7 +149,9 @@ def verify_partition(
             rr = rid[s : s + 4096]
             xin = slc.to_input(torch.as_tensor(u, dtype=torch.float64, device=dev))
             # (copies: a model whose first step works in place would overwrite its input)
-            y_eval, pres = evaluate_with_preactivations(copy_, xin.clone())
+            y_eval, pres, in_shapes = evaluate_program(program, copy_, xin.clone(), with_shapes=True)
+            if kinds is None:
+                kinds = [kind_for(program.steps[i], shp, torch.float64, dev) for i, shp in zip(program.pwl_steps, in_shapes)]
             if s == 0:
                 # the step-by-step evaluation must be the model's own forward pass
                 y_fwd = copy_(xin.clone())
@@ -157,20 +162,21 @@ def verify_partition(
             y_part = np.einsum("noi,ni->no", a_mat[rr], u) + b_vec[rr]
             aff_err = max(aff_err, float(np.abs(y_true - y_part).max()))
             out_scale = max(out_scale, float(np.abs(y_true).max()))
-            pres = [p.cpu().numpy() for p in pres]
-            # a unit within 1e-9 of a breakpoint relative to its layer at that point or to its
-            # own largest input over this batch (the engine snaps vertices within 1e-10 of a
-            # line's scale onto it: a sliver between nearly coincident lines may lie in that band),
-            # or within 1e-12 of the largest unit input of this batch (a layer that is identically
-            # zero there holds only rounding noise), is on a breakpoint: its code is not checked
-            batch_mag = max((float(np.abs(p).max()) for p in pres if p.size), default=0.0)
+            # a unit within 1e-9 of a breakpoint (or, in a max over a group, of a tie) relative to
+            # its layer at that point or to its own largest input over this batch (the engine snaps
+            # vertices within 1e-10 of a line's scale onto it: a sliver between nearly coincident
+            # lines may lie in that band), or within 1e-12 of the largest unit input of this batch
+            # (a layer that is identically zero there holds only rounding noise), is on a
+            # breakpoint: its code is not checked
+            batch_mag = max((float(p.abs().max()) for p in pres if p.numel()), default=0.0)
             unit_scale = max(unit_scale, batch_mag)
             for li, p in enumerate(pres):
-                step_bps = _breakpoints(copy_, li)
-                code = (p[..., None] > step_bps).sum(-1)
-                mag = np.maximum(1e-9 * np.abs(p).max(1, keepdims=True), 1e-12 * batch_mag)
-                mag = np.maximum(mag, 1e-9 * np.abs(p).max(0, keepdims=True)) + 1e-300
-                clear_units = (np.abs(p[..., None] - step_bps) > mag[..., None]).all(-1)
+                pa = p.abs()
+                mag = torch.clamp(1e-9 * pa.amax(1, keepdim=True), min=1e-12 * batch_mag)
+                mag = torch.maximum(mag, 1e-9 * pa.amax(0, keepdim=True)) + 1e-300
+                code, clear_units = kinds[li].codes_at(p, mag)
+                code = code.cpu().numpy()
+                clear_units = clear_units.cpu().numpy()
                 code_bad += int(((code != part.layer_codes(li, rr)) & clear_units).sum())
     if not evaluator_ok:
         report.checks.append(Check("evaluator", False, 1.0, 0.0,
@@ -216,13 +222,6 @@ def verify_partition(
         problems.append(f"V - E + R = {euler}")
     report.checks.append(Check("graph", not problems, float(len(problems)), 0.0, "; ".join(problems)))
     return report
-
-
-def _breakpoints(model: torch.nn.Module, li: int) -> np.ndarray:
-    prog = trace_model(model)
-    spec = prog.steps[prog.pwl_steps[li]].pwl
-    assert spec is not None
-    return np.asarray(spec.breakpoints, dtype=np.float64)
 
 
 def _dist_to_boundary(p: np.ndarray, dom: np.ndarray) -> np.ndarray:

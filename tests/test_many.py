@@ -295,3 +295,38 @@ def test_client_that_is_not_a_client(make_mlp):
     pytest.importorskip("distributed")
     with pytest.raises(sc.SplineCamError, match="dask.distributed.Client"):
         sc.partition_many(make_mlp(0, (2, 4, 1)), [sc.Slice.box()], client=object())
+
+
+# ----------------------------------------------------------------------------- every nonlinearity kind
+
+from test_kinds import ELEMENTWISE, EveryLayer, Maxout, _cnn, _mlp  # noqa: E402
+
+BOXES = [sc.Slice.box((-2, 2), (-2, 2)), sc.Slice.box((-0.5, 1.5), (0.0, 0.7)), sc.Slice.box((-4, 1), (-1, 4))]
+
+
+@pytest.mark.parametrize("act", [a for a in ELEMENTWISE if not isinstance(a, nn.Hardsigmoid)],
+                         ids=lambda a: repr(a).replace(" ", ""))
+def test_elementwise_kinds_on_many_slices(act):
+    check_many(_mlp(act, seed=1), BOXES)
+
+
+def test_maxout_and_max_pooling_on_many_slices():
+    torch.manual_seed(0)
+    maxout = nn.Sequential(nn.Linear(2, 18), Maxout(3), nn.Linear(6, 18), Maxout(3), nn.Linear(6, 2)).eval()
+    check_many(maxout, BOXES)
+    cnn = _cnn(nn.MaxPool2d(3, stride=2, padding=1), 0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 1, 7, 7, generator=g)
+    cnn(x[:1])
+    cnn.eval()
+    check_many(cnn, [sc.Slice.from_anchors(xi[None], pad=1.0, seed=i) for i, xi in enumerate(x)])
+
+
+def test_a_network_mixing_every_layer_on_many_slices():
+    torch.manual_seed(0)
+    model = EveryLayer().eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 1, 6, 6, generator=g)
+    parts = check_many(model, [sc.Slice.from_anchors(xi[None], pad=1.0, seed=i) for i, xi in enumerate(x)])
+    for p in parts:
+        p.verify(model).raise_if_failed()

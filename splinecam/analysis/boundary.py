@@ -9,8 +9,15 @@ boundary is the border between cells of different classes:
   clipping every region polygon by the half-planes ``f_c - f_j >= 0``, batched over all regions at
   once);
 * along a region edge, the parts where the class on one side differs from the class on the other
-  side (the network is continuous, so this happens only where the top two logits tie all along the
+  side (in a continuous network this happens only where the top two logits tie all along the
   edge, e.g. ``relu(x)`` against ``relu(-x)``).
+
+Networks with a nonlinearity that jumps (Hardshrink, Threshold, :class:`splinecam.layers.Sawtooth`):
+the logits are discontinuous across that nonlinearity's edges, so the class can change across such an
+edge without any tie. The boundary is still the set where the class changes: those edge pieces are
+boundary segments, but there the top logits are not equal (each side's limit has its own winner),
+and :meth:`DecisionBoundary.sample` points on them lie on a jump. Everywhere else the boundary's
+points tie, as in a continuous network.
 
 Only the places where the *top* class changes are boundary: the lines ``f_i = f_j`` where neither
 ``i`` nor ``j`` is on top are not (the original SplineCam toolbox returned them).

@@ -76,7 +76,13 @@ def _candidate_pairs(
 
 
 def _cut_pairs(
-    poly: Polygons, pp: torch.Tensor, ll: torch.Tensor, tab: torch.Tensor, nl: int, line_offset: int
+    poly: Polygons,
+    pp: torch.Tensor,
+    ll: torch.Tensor,
+    tab: torch.Tensor,
+    nl: int,
+    line_offset: int,
+    rank: torch.Tensor | None = None,
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cut region ``pp[i]`` by line ``ll[i]`` (coefficient row ``tab[i]``) for every pair ``i``.
 
@@ -95,12 +101,16 @@ def _cut_pairs(
     region, so the cuts along every edge come in the same order on both of its sides and shared
     vertices get the same identifiers; random, so that the tree is shallow (about 2 ln(lines)
     deep) even for structured layers, e.g. 2,000 parallel lines sorted by offset (sorted order:
-    2,000 rounds).
+    2,000 rounds). ``rank``: the cutting order of the pairs' lines given directly (any fixed
+    function of the line id, e.g. a hash), for layers with too many line ids for a permutation.
     """
     p = len(poly)
     dev = poly.xy.device
     perm = torch.arange(len(pp), device=dev)
-    if len(pp) > 1:
+    if len(pp) > 1 and rank is not None:
+        o1 = torch.argsort(rank, stable=True)
+        perm = o1.index_select(0, torch.argsort(pp.index_select(0, o1), stable=True))
+    elif len(pp) > 1:
         perm = torch.argsort(pp * nl + _line_rank(nl, dev).index_select(0, ll))
         pp, ll, tab = pp.index_select(0, perm), ll.index_select(0, perm), tab.index_select(0, perm)
     counts = torch.bincount(pp, minlength=p)

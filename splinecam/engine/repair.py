@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mend_t_junctions"]
+__all__ = ["mend_t_junctions", "mend_jump_edges"]
 
 # the most vertices to weld pairwise (a k x k distance table; the mending is for a few bad edges)
 _MAX_WELD = 1000
@@ -160,3 +160,57 @@ def mend_t_junctions(
     new = np.full(nvert, -1, dtype=np.int64)
     new[used] = np.arange(len(used))
     return used, ptr2, new[rv2], lab2, keep
+
+
+def mend_jump_edges(
+    verts: np.ndarray, ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, jumps: list[tuple[int, int]], scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Put on both sides of every edge of a step with jumps the vertices that either side has on it.
+
+    After a step with jumps (Hardshrink, Threshold, Sawtooth...) a later line crosses an edge of that
+    step at different points on its two sides (see :data:`splinecam.engine.geometry._JUMP_LINES`), so
+    each side's cycle has vertices on the shared segment that the other lacks. Every unmatched
+    half-edge with a label in ``jumps`` gets, in order, the endpoints of the other unmatched half-edges
+    of the same label that lie on it (within ``1e-9`` of the domain's ``scale``). Returns
+    ``(ptr, rv, lab, kept regions)`` or None when there is nothing to mend.
+    """
+    nvert = len(verts)
+    a, b, reg = _half_edges(ptr, rv)
+    bad = _unmatched(a, b, lab, nvert)
+    isj = np.zeros(len(lab), dtype=bool)
+    for lo, hi in jumps:
+        isj |= (lab >= lo) & (lab < hi)
+    bad &= isj
+    if not bad.any():
+        return None
+    tol = 1e-9 * scale
+    slots = np.flatnonzero(bad)
+    order = np.argsort(lab[slots], kind="stable")
+    slots = slots[order]
+    labs = lab[slots]
+    cuts = np.flatnonzero(np.diff(labs)) + 1
+    inserts: dict[int, list[tuple[int, list[int]]]] = {}
+    for grp in np.split(slots, cuts):
+        vs = np.unique(np.concatenate([a[grp], b[grp]]))
+        pa, pb = verts[a[grp]], verts[b[grp]]  # (E, 2)
+        d = pb - pa
+        ln2 = (d * d).sum(1)
+        q = verts[vs][None, :, :] - pa[:, None, :]  # (E, V, 2)
+        t = (q * d[:, None, :]).sum(2) / np.maximum(ln2, 1e-300)[:, None]
+        ln = np.sqrt(ln2)[:, None]
+        dist = np.abs(q[..., 0] * d[:, None, 1] - q[..., 1] * d[:, None, 0]) / np.maximum(ln, 1e-300)
+        on = (dist <= tol) & (t * ln > tol) & ((1 - t) * ln > tol)
+        for e in np.flatnonzero(on.any(1)):
+            idx = np.flatnonzero(on[e])
+            s = int(grp[e])
+            inserts.setdefault(int(reg[s]), []).append((int(a[s]), vs[idx[np.argsort(t[e, idx])]].tolist()))
+    if not inserts:
+        return None
+    grown: dict[int, list[tuple[int, int]]] = {}
+    for g, items in inserts.items():
+        c = _cycle(ptr, rv, lab, g)
+        for va, new in items:
+            k = next(i for i, (v, _) in enumerate(c) if v == va)
+            c[k + 1:k + 1] = [(v, c[k][1]) for v in new]
+        grown[g] = c
+    return _splice(ptr, rv, lab, grown)

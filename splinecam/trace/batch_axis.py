@@ -49,6 +49,9 @@ def _check_batch_axis(label: str, tgt: Any, args: tuple, kwargs: dict, is_stack:
             dim = arg(key_pos, "dim", default)
         if dim == 0 or (dim is None and name == "squeeze"):
             raise _batch_dim_error(label, f"works along the batch axis (dim={dim})")
+    elif name == "unflatten":
+        if arg(0, "dim", None) == 0:
+            raise _batch_dim_error(label, "unflattens the batch axis (unflatten a feature axis, dim >= 1)")
     elif name == "flatten":
         if arg(0, "start_dim", 0) == 0:
             raise _batch_dim_error(label, "flattens the batch axis (use start_dim=1)")
