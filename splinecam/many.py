@@ -18,7 +18,9 @@ given.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
@@ -66,15 +68,12 @@ def _split_result(res: EngineResult, n: int) -> list[EngineResult]:
     for cnt in counts:
         b = a + cnt
         sl = slice(a, b)
-        out.append(EngineResult(
+        out.append(dataclasses.replace(  # (the per-run fields are kept as they are)
+            res,
             poly=Polygons(xy[sl], hsh[sl], lab[sl], nv[sl]).trim(),
             out_const=oc[sl],
             out_grad=og[sl],
             codes=[(c[0][sl], c[1]) if isinstance(c, tuple) else c[sl] for c in codes],
-            unit_shapes=res.unit_shapes,
-            output_shape=res.output_shape,
-            line_offsets=res.line_offsets,
-            num_breakpoints=res.num_breakpoints,
             slice_id=torch.full((cnt,), len(out), dtype=torch.int64, device=dev),
         ))
         a = b
@@ -126,6 +125,9 @@ def _local_batches(
 # prepared copies and programs of the models a worker has received (the scattered model is one
 # object per worker, reused by all its tasks of one call; dropped with it)
 _WORKER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# the engine keeps a run's state in module globals (the lines of steps with jumps): tasks of one
+# worker process run one at a time (torch still uses its threads within a run)
+_ENGINE_LOCK = threading.Lock()
 
 
 def _task(
@@ -133,14 +135,15 @@ def _task(
 ) -> tuple[int, list[Any]]:
     """A Dask task: partitions (or ``fn`` of them) of a chunk of slices, on a worker."""
     key = (dtype, None if device is None else str(device))
-    per_model = _WORKER_CACHE.setdefault(model, {})
-    if key not in per_model:
-        copy_, dev = prepare_model(model, dtype=dtype, device=device)
-        per_model[key] = (copy_, dev, trace_model(copy_))
-    copy_, dev, program = per_model[key]
     out: list[Any] = []
-    for _, parts in _local_batches(copy_, program, slices, dtype, dev, None, bounded=False):
-        out += parts if fn is None else [fn(p) for p in parts]
+    with _ENGINE_LOCK:
+        per_model = _WORKER_CACHE.setdefault(model, {})
+        if key not in per_model:
+            copy_, dev = prepare_model(model, dtype=dtype, device=device)
+            per_model[key] = (copy_, dev, trace_model(copy_))
+        copy_, dev, program = per_model[key]
+        for _, parts in _local_batches(copy_, program, slices, dtype, dev, None, bounded=False):
+            out += parts if fn is None else [fn(p) for p in parts]
     return start, out
 
 
