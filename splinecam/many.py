@@ -63,14 +63,16 @@ def _split_result(res: EngineResult, n: int) -> list[EngineResult]:
     og = res.out_grad.index_select(0, order)
     on = order.to("cpu").numpy()
     codes = [(c[0][on], c[1]) if isinstance(c, tuple) else c[on] for c in res.codes]
+    # each slice's most vertices per polygon (one reduction, not one per slice)
+    kmax = torch.zeros(n, dtype=nv.dtype, device=dev).scatter_reduce_(0, sid.index_select(0, order), nv, "amax")
     out = []
     a = 0
-    for cnt in counts:
+    for cnt, k in zip(counts, kmax.tolist()):
         b = a + cnt
         sl = slice(a, b)
         out.append(dataclasses.replace(  # (the per-run fields are kept as they are)
             res,
-            poly=Polygons(xy[sl], hsh[sl], lab[sl], nv[sl]).trim(),
+            poly=Polygons(xy[sl, :k], hsh[sl, :k], lab[sl, :k], nv[sl]),
             out_const=oc[sl],
             out_grad=og[sl],
             codes=[(c[0][sl], c[1]) if isinstance(c, tuple) else c[sl] for c in codes],
