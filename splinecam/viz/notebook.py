@@ -190,9 +190,14 @@ def _slice_rows(slc: Any) -> list[tuple[str, str]]:
     if slc is None:
         return []
     lo, hi = slc.domain.min(0), slc.domain.max(0)
-    kind = "input plane" if getattr(slc, "input_axes", None) is not None else "affine slice"
+    axes = getattr(slc, "input_axes", None)
+    if axes is not None:
+        kind = f"input coordinates x_{axes[0] + 1}, x_{axes[1] + 1}"
+    else:
+        kind = "affine slice x = origin + basis @ u" + (" through anchors" if slc.anchors is not None else "")
     return [
-        ("slice", f"{kind} of an input of shape {tuple(slc.input_shape)}"),
+        ("input shape", str(tuple(slc.input_shape))),
+        ("slice", kind),
         ("domain", f"{len(slc.domain)}-gon in [{lo[0]:.3g}, {hi[0]:.3g}] x [{lo[1]:.3g}, {hi[1]:.3g}]"),
     ]
 

@@ -802,7 +802,7 @@ class Recorder:
         ratios = [1.3, 1.0] if side_panel else [1.0]
         gs = fig.add_gridspec(
             1, len(ratios), width_ratios=ratios, wspace=0.32,
-            left=0.06, right=0.92 if side_panel else 0.84, bottom=0.12, top=0.9,
+            left=0.085, right=0.92 if side_panel else 0.84, bottom=0.12, top=0.9,
         )
         ax = fig.add_subplot(gs[0, 0])
         ax.set_anchor("W")  # the equal-aspect plot hugs the left; its colorbar goes right of it
