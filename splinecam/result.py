@@ -322,6 +322,22 @@ class Partition:
             f"{self.seconds:.3g} s; {self.slice!r})"
         )
 
+    # notebook display: a picture and a summary table (splinecam.viz.notebook)
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .viz.notebook import mimebundle
+
+        return mimebundle(self, include, exclude)
+
+    def _repr_png_(self) -> bytes:
+        from .viz.notebook import partition_png
+
+        return partition_png(self)
+
+    def _repr_html_(self) -> str:
+        from .viz.notebook import partition_html
+
+        return partition_html(self)
+
     # ------------------------------------------------------------------ geometry
     def region_sizes(self) -> np.ndarray:
         """Number of vertices of each region."""

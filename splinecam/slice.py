@@ -264,6 +264,33 @@ class Slice:
         sol, *_ = np.linalg.lstsq(self.basis, xx.T, rcond=None)
         return sol.T
 
+    @property
+    def input_axes(self) -> tuple[int, int] | None:
+        """The two input coordinates that ``u`` *is*, or None for a general slice.
+
+        ``(i, j)`` (flat indices into the input) when the basis columns are the unit vectors
+        ``e_i`` and ``e_j`` and the origin is zero at ``i`` and ``j``, so that ``u_1 = x_i`` and
+        ``u_2 = x_j`` exactly: :meth:`box` gives ``(0, 1)``; an axis-aligned slice of a 3-D input at
+        height ``z = 0.5`` gives ``(0, 1)`` too. Plots label such axes ``x_{i+1}``, ``x_{j+1}``.
+
+        Examples
+        --------
+        >>> import numpy as np, splinecam as sc
+        >>> sc.Slice.box().input_axes
+        (0, 1)
+        >>> sc.Slice(origin=[0.0, 0.5, 0.0], basis=np.eye(3)[:, [0, 2]], domain=sc.Slice.box().domain).input_axes
+        (0, 2)
+        >>> print(sc.Slice.from_anchors(np.zeros(4)).input_axes)
+        None
+        """
+        b = self.basis
+        idx = np.argmax(np.abs(b), axis=0)
+        unit = np.zeros_like(b)
+        unit[idx, [0, 1]] = 1.0
+        if idx[0] == idx[1] or not np.array_equal(b, unit) or np.any(self.origin[idx] != 0):
+            return None
+        return int(idx[0]), int(idx[1])
+
     # ------------------------------------------------------------------ misc
     @property
     def center(self) -> np.ndarray:

@@ -235,6 +235,22 @@ class DecisionBoundary:
             f"length {self.length:.6g}{pairs})"
         )
 
+    # notebook display: a picture and a summary table (splinecam.viz.notebook)
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from ..viz.notebook import mimebundle
+
+        return mimebundle(self, include, exclude)
+
+    def _repr_png_(self) -> bytes:
+        from ..viz.notebook import boundary_png
+
+        return boundary_png(self)
+
+    def _repr_html_(self) -> str:
+        from ..viz.notebook import boundary_html
+
+        return boundary_html(self)
+
 
 # =========================================================================== argmax cells
 @dataclass
