@@ -341,8 +341,21 @@ class Partition:
         return self.vertices[self.region_vertices[idx]], nv
 
     def areas(self) -> np.ndarray:
-        """Area of each region, shape ``(R,)``."""
-        return _shoelace(self.vertices[self.region_vertices], self.region_ptr)
+        """Area of each region, shape ``(R,)`` (``inf`` where it exceeds the float64 range: a
+        domain of half-width above about 1e154; see :meth:`_scaled_areas`)."""
+        s = self._coord_scale()
+        with np.errstate(over="ignore"):
+            return self._scaled_areas() * s * s
+
+    def _coord_scale(self) -> float:
+        """The domain's half-width: the unit of the scaled computations (no overflow of products of
+        huge coordinates, no underflow of tiny ones)."""
+        dom = np.asarray(self.slice.domain, dtype=np.float64)
+        return float(np.max(0.5 * dom.max(0) - 0.5 * dom.min(0))) or 1.0
+
+    def _scaled_areas(self) -> np.ndarray:
+        """Area of each region divided by :meth:`_coord_scale` squared (finite on every domain)."""
+        return _shoelace(self.vertices[self.region_vertices] / self._coord_scale(), self.region_ptr)
 
     def centroids(self) -> np.ndarray:
         """Area centroid of each region, shape ``(R, 2)``."""
@@ -355,7 +368,8 @@ class Partition:
         mean = np.stack(
             [np.bincount(reg, weights=p[:, i]) for i in range(2)], 1
         ) / np.diff(ptr)[:, None]
-        q = p - mean[reg]
+        sc_ = self._coord_scale()
+        q = (p - mean[reg]) / sc_  # scaled: products of huge coordinates would overflow
         qn = q[nxt]
         cr = q[:, 0] * qn[:, 1] - qn[:, 0] * q[:, 1]
         a = np.bincount(reg, weights=cr, minlength=self.num_regions)
@@ -364,7 +378,7 @@ class Partition:
         with np.errstate(invalid="ignore", divide="ignore"):
             c = np.stack([cx, cy], 1) / (3.0 * a[:, None])
         c = np.where(np.isfinite(c), c, 0.0)
-        return mean + c
+        return mean + c * sc_
 
     def interior_points(self, n: int = 1, seed: int | None = 0, margin: float = 0.05) -> np.ndarray:
         """``n`` random points strictly inside each region, shape ``(R, n, 2)``.

@@ -24,13 +24,13 @@ def _cut_layer(
     radius: float,
     line_offset: int,
     centre: torch.Tensor | None = None,
-    floor: float = 0.0,
+    floor: float | torch.Tensor = 0.0,
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cut every region by every breakpoint line of this layer that crosses it.
 
     Returns the pieces, the index of the region each comes from, and the lines (layer-local ids,
     ``unit * breakpoints + k``) that really cross each region, in CSR form ``(ptr, lines)``.
-    ``floor``: the layer's least on-the-line tolerance (see :func:`_line_table`).
+    ``floor``: the least on-the-line tolerance, per unit or for the layer (see :func:`_line_table`).
     """
     pp, ll, tab = _candidate_pairs(poly, pre, bps, radius, centre, floor)
     return _cut_pairs(poly, pp, ll, tab, pre.shape[2] * bps.numel(), line_offset)[:4]
@@ -42,7 +42,7 @@ def _candidate_pairs(
     bps: torch.Tensor,
     radius: float,
     centre: torch.Tensor | None = None,
-    floor: float = 0.0,
+    floor: float | torch.Tensor = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``(region, line)`` pairs whose line really crosses the region, region-major, with the
     lines' coefficient rows ``(c, a0, a1, tol)`` (see :func:`_line_table`).
@@ -198,12 +198,13 @@ def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _line_table(
-    raw: torch.Tensor, bps: torch.Tensor, radius: float, line: torch.Tensor, floor: float = 0.0
+    raw: torch.Tensor, bps: torch.Tensor, radius: float, line: torch.Tensor, floor: float | torch.Tensor = 0.0
 ) -> torch.Tensor:
     """Rows ``(c, a0, a1, tol)`` ``(N, 4)`` of the lines ``c + a0 x + a1 y = 0`` of the breakpoints
     ``line % breakpoints`` of units whose affine values are ``raw`` ``(N, 3)`` (value at the origin
     and the two partial derivatives). ``tol`` is the on-the-line tolerance of
-    :mod:`splinecam.engine.geometry`, at least ``floor`` (the layer's rounding-noise floor)."""
+    :mod:`splinecam.engine.geometry`, at least ``floor``: the rounding-noise floor, one number or
+    one per unit ``(units,)`` (indexed by ``line // breakpoints``)."""
     m = bps.numel()
     tab = torch.empty((raw.shape[0], 4), dtype=raw.dtype, device=raw.device)
     tab[:, :3] = raw
@@ -211,7 +212,9 @@ def _line_table(
     torch.mul(tab[:, 1].abs() + tab[:, 2].abs(), radius, out=tab[:, 3])
     tab[:, 3] += tab[:, 0].abs()
     tab[:, 3] *= EPS
-    if floor > 0:
+    if isinstance(floor, torch.Tensor):  # one floor per unit
+        torch.maximum(tab[:, 3], floor.index_select(0, line // m if m > 1 else line), out=tab[:, 3])
+    elif floor > 0:
         tab[:, 3].clamp_(min=floor)
     return tab
 

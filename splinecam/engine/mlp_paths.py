@@ -229,7 +229,7 @@ def _tail(
     table_b: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     radius: float,
     off_b: int,
-    floors: tuple[float, float] = (0.0, 0.0),
+    floors: tuple[Any, Any] = (0.0, 0.0),
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
     """The last two nonlinearities ``A -> L -> B -> M`` (see :func:`_tail_plan`), with no affine
     stack per child of ``A``.

@@ -43,11 +43,13 @@ import torch.nn as nn
 
 from ..errors import SliceError, UnsupportedModelError
 from ..slice import Slice
-from ..trace import Program, Step, _map_args, _Ref, call_step, evaluate_program
+from ..trace import Program, Step, _map_args, _Ref, call_step
+from ..trace.batch_axis import check_batch_axis_on_example
 from .codes import _pack
 from .cutting import _cut_layer, _homogeneous, _probe_points, _values_at
 from .geometry import Polygons, _fmix, _zorder
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
+from .noise import unit_scales
 
 __all__ = ["EngineResult", "run_program"]
 
@@ -212,19 +214,21 @@ def _pwl_tables(step: Step, n: int, dtype: torch.dtype, device: torch.device) ->
     return bps, slopes, inter
 
 
-# A line's on-the-line tolerance is at least ``_NOISE_FLOOR`` times its layer's scale (the largest
-# unit input at the domain's vertices and centre): a unit that is identically zero on a region
-# (exact cancellation, e.g. integer weights without bias) has rounding noise for coefficients
-# there, about 1e-16 of the sums that made them, and its "line" must not cut. The floor stays far
-# below ``verify``'s ties (1e-12 of the largest unit input) and below the own tolerance of any unit
-# whose scale is at least 1e-4 of its layer's: a floor of 1e-12 also snapped the line of a unit
-# that nearly duplicated another at 1e-3 of its scale unlike its twin's (found by fuzzing).
+# A line's on-the-line tolerance is at least ``_NOISE_FLOOR`` times its unit's noise scale (the sum
+# of the absolute terms that make the unit's input, at the domain's vertices and centre; see
+# :mod:`splinecam.engine.noise`): a unit that is identically zero on a region (exact cancellation,
+# e.g. integer weights without bias) has rounding noise for coefficients there, about 1e-16 of the
+# sums that made them, and its "line" must not cut. The floor is per unit, so that one huge unit
+# does not blur the lines of the others. It stays far below ``verify``'s ties (1e-12 of the largest
+# unit input): a floor of 1e-12 also snapped the line of a unit that nearly duplicated another at
+# 1e-3 of its scale unlike its twin's (found by fuzzing).
 _NOISE_FLOOR = 1e-14
 
 
-def _layer_scales(program: Program, model: nn.Module, x: torch.Tensor) -> list[float]:
-    """The largest absolute input of every nonlinearity (in program order) on the real inputs ``x``."""
-    return [float(p.abs().max()) if p.numel() else 0.0 for p in evaluate_program(program, model, x)[1]]
+def _layer_scales(program: Program, model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Per nonlinearity (in program order), the noise scale ``(units,)`` of each of its units on the
+    real inputs ``x`` (:func:`splinecam.engine.noise.unit_scales`)."""
+    return unit_scales(program, model, x)
 
 
 def run_program(
@@ -278,7 +282,8 @@ def run_program(
         raise UnsupportedModelError(
             f"the model returned a {type(probe).__name__}; splinecam needs a single output tensor"
         )
-    # every layer's scale on the domain's vertices and centre: the floor of its lines' tolerance
+    check_batch_axis_on_example(program, model, inp.clone())
+    # every unit's noise scale on the domain's vertices and centre: the floor of its line's tolerance
     with torch.no_grad():
         u = torch.cat([dom, dom.new_zeros((1, 2))])
         pts = inp[0] + torch.tensordot(u, inp[1:], dims=1)

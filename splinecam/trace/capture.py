@@ -13,6 +13,7 @@ from ..errors import NotPiecewiseLinearError, UnsupportedModelError
 from .batch_axis import _check_batch_axis
 from .in_place import _follow_in_place
 from .program import Program, Step, _map_args, _Ref, _refs
+from .simplify import drop_flat_breakpoints
 from .tables import (
     _ADD,
     _AFFINE_FUNCTIONS,
@@ -173,8 +174,10 @@ def trace_model(model: nn.Module) -> Program:
                 add(Step(kind, path, target=mod, args=args, kwargs=kwargs, op="module"))
                 continue
             spec = _pwl_from_module(mod)
-            if spec is not None:
-                add(Step("pwl", path, target=mod, args=args, op="module", pwl=spec))
+            if spec is not None and drop_flat_breakpoints(spec) is None:  # affine: all slopes equal
+                add(Step("affine", path, target=mod, args=args, kwargs=kwargs, op="module", mode="bias"))
+            elif spec is not None:
+                add(Step("pwl", path, target=mod, args=args, op="module", pwl=drop_flat_breakpoints(spec)))
                 steps[-1].pwl_index = len(pwl_steps)
                 pwl_steps.append(len(steps) - 1)
             elif isinstance(mod, _AFFINE_MODULES):
@@ -208,7 +211,10 @@ def trace_model(model: nn.Module) -> Program:
             if spec is not None:
                 if len(stack_args) != 1 or not is_stack(args[0]):
                     raise _not_pwl(label, "function", "must be applied to one input-dependent tensor")
-                add(Step("pwl", label, target=tgt, args=args, kwargs=kwargs, op=node.op, pwl=spec))
+                if drop_flat_breakpoints(spec) is None:  # affine: all slopes equal
+                    add(Step("affine", label, target=tgt, args=args, kwargs=kwargs, op=node.op, mode="bias"))
+                    continue
+                add(Step("pwl", label, target=tgt, args=args, kwargs=kwargs, op=node.op, pwl=drop_flat_breakpoints(spec)))
                 steps[-1].pwl_index = len(pwl_steps)
                 pwl_steps.append(len(steps) - 1)
                 continue
