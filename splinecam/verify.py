@@ -116,8 +116,10 @@ def verify_partition(
     x, y = ((dom - dom[0]) / unit).T
     dom_area = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
     rel = abs(float(areas.sum()) - dom_area) / dom_area
+    with np.errstate(over="ignore"):
+        min_area = float(areas.min()) * unit * unit
     report.checks.append(Check("area", rel <= 1e-9 and bool((areas > 0).all()), rel, 1e-9,
-                               f"(min area {areas.min() * unit * unit:.3g})"))
+                               f"(min area {min_area:.3g})"))
     # overlap: sample the domain
     from .analysis.locate import RegionIndex
 

@@ -171,7 +171,7 @@ def check_batch_axis_on_example(program: Program, model: nn.Module, x: torch.Ten
     ...     check_batch_axis_on_example(trace_model(net), net, torch.randn(3, 4))
     ... except UnsupportedModelError as e:
     ...     print(str(e)[:60])
-    reshape (Tensor.reshape) changes the number of rows of the bat
+    reshape (Tensor.reshape) changes the number of rows of the b
     """
     n = int(x.shape[0])
     steps = program.steps
