@@ -10,6 +10,7 @@ __all__ = [
     "NotPiecewiseLinearError",
     "UnsupportedModelError",
     "SliceError",
+    "PrecisionWarning",
 ]
 
 
@@ -27,3 +28,8 @@ class UnsupportedModelError(SplineCamError, ValueError):
 
 class SliceError(SplineCamError, ValueError):
     """A slice is malformed (rank-deficient basis, non-convex domain, shape mismatch...)."""
+
+
+class PrecisionWarning(UserWarning):
+    """A computation runs in a precision below the exactness contract's (float64): results may hold
+    rounding errors far above its tolerances (``dtype=torch.float32``)."""

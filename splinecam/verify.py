@@ -110,13 +110,17 @@ def verify_partition(
     report = VerifyReport()
     slc = part.slice
     r = part.num_regions
-    areas = part.areas()
+    # areas in units of the domain's half-width (finite on huge domains as on tiny ones)
+    areas = part._scaled_areas() if hasattr(part, "_scaled_areas") else part.areas()
     dom = slc.domain
-    x, y = (dom - dom[0]).T
+    unit = part._coord_scale() if hasattr(part, "_scaled_areas") else 1.0
+    x, y = ((dom - dom[0]) / unit).T
     dom_area = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
     rel = abs(float(areas.sum()) - dom_area) / dom_area
+    with np.errstate(over="ignore"):
+        min_area = float(areas.min()) * unit * unit
     report.checks.append(Check("area", rel <= 1e-9 and bool((areas > 0).all()), rel, 1e-9,
-                               f"(min area {areas.min():.3g})"))
+                               f"(min area {min_area:.3g})"))
     # overlap: sample the domain
     from .analysis.locate import RegionIndex
 
@@ -225,10 +229,15 @@ def verify_partition(
 
 
 def _dist_to_boundary(p: np.ndarray, dom: np.ndarray) -> np.ndarray:
+    # in units of the domain's size (products of huge coordinates would overflow)
+    mid = 0.5 * dom.max(0) + 0.5 * dom.min(0)
+    unit = float(np.max(0.5 * dom.max(0) - 0.5 * dom.min(0))) or 1.0
+    p = (p - mid) / unit
+    dom = (dom - mid) / unit
     a = dom
     b = np.roll(dom, -1, axis=0)
     e = b - a
     d = p[:, None] - a[None]
     t = np.clip((d * e).sum(-1) / (e * e).sum(-1), 0, 1)
     q = a[None] + t[..., None] * e[None]
-    return np.hypot(*(p[:, None] - q).transpose(2, 0, 1)).min(1)
+    return np.hypot(*(p[:, None] - q).transpose(2, 0, 1)).min(1) * unit

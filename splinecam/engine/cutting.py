@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .geometry import EPS, Polygons, _fmix, split_by_lines
-from .slices import Tol, _take
+from .slices import Tol, _line_floor, _take
 
 __all__: list[str] = []
 
@@ -31,8 +31,8 @@ def _cut_layer(
 
     Returns the pieces, the index of the region each comes from, and the lines (layer-local ids,
     ``unit * breakpoints + k``) that really cross each region, in CSR form ``(ptr, lines)``.
-    ``floor``: the layer's least on-the-line tolerance (see :func:`_line_table`). ``radius`` and
-    ``floor``: floats, or tensors with one entry per region (regions of several slices).
+    ``floor``: the least on-the-line tolerances (see :func:`_line_table`): a float, one per region
+    ``(P,)``, or one per region and unit ``(P, units)``; ``radius``: a float or one per region.
     """
     pp, ll, tab = _candidate_pairs(poly, pre, bps, radius, centre, floor)
     return _cut_pairs(poly, pp, ll, tab, pre.shape[2] * bps.numel(), line_offset)[:4]
@@ -70,7 +70,8 @@ def _candidate_pairs(
         cand = ((centre[..., None] - bps).abs() < spread[..., None]).reshape(p, n * m)
     pairs = cand.nonzero()
     pp, ll = pairs[:, 0], pairs[:, 1]
-    tab = _line_table(pre[pp, :, ll // m if m > 1 else ll], bps, _take(radius, pp), ll, _take(floor, pp))
+    unit = ll // m if m > 1 else ll
+    tab = _line_table(pre[pp, :, unit], bps, _take(radius, pp), ll, _line_floor(floor, pp, unit))
     real = _crosses(poly.xy.index_select(0, pp), tab)
     return pp[real], ll[real], tab[real]
 

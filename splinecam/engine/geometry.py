@@ -13,10 +13,10 @@ iteration they are processed in, so the final planar graph needs no coordinate w
 Tolerance policy (the one place it is defined): a vertex lies *on* a line ``c + a . u = 0`` when
 ``|c + a . u| <= EPS * (|c| + (|a_0| + |a_1|) * radius)``, where ``radius`` bounds the coordinates
 (the engine works in coordinates centred on the domain, so this is relative to the domain's scale
-and to the magnitude of the line's own coefficients), or within the layer's noise floor: 1e-14
-times the largest input of the line's nonlinearity at the domain's vertices and centre
-(``splinecam.engine.run._NOISE_FLOOR``; a unit that is identically zero on a region has rounding noise
-for coefficients there, and must not cut). Such a vertex is snapped onto the line: the cut passes
+and to the magnitude of the line's own coefficients), or within its unit's noise floor: 1e-14
+times the sum of the absolute terms that make the unit's input at the domain's vertices and centre
+(``splinecam.engine.run._NOISE_FLOOR``, :mod:`splinecam.engine.noise`; a unit that is identically
+zero on a region has rounding noise for coefficients there, and must not cut). Such a vertex is snapped onto the line: the cut passes
 through it and no sliver is made. A line crosses a polygon when some vertex is strictly above and
 some strictly below it by more than that tolerance.
 """

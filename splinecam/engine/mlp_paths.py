@@ -32,7 +32,7 @@ from .cutting import (
     _values_at,
 )
 from .geometry import Polygons
-from .slices import Tol, _take
+from .slices import Tol, _line_floor, _take
 
 __all__: list[str] = []
 
@@ -284,7 +284,7 @@ def _tail(
     _toggle(codes_b, cp_kid[d], cp_unit[d])
     # cut the children by B's lines that really cross them
     gc = g[cp_kid]  # (radius and floors may be per parent region: regions of several slices)
-    tab = _line_table(raw_b, bps_b, _take(radius, gc), cp_unit, _take(floors[1], gc))
+    tab = _line_table(raw_b, bps_b, _take(radius, gc), cp_unit, _line_floor(floors[1], gc, cp_unit))
     real = _crosses(kids.xy.index_select(0, cp_kid), tab).nonzero().squeeze(1)
     out, gk, bptr, bline, perm = _cut_pairs(kids, cp_kid[real], cp_unit[real], tab[real], n_b, off_b)
     raw_bc = raw_b[real[perm]]  # affine values of B's crossing units, in CSR order
@@ -318,7 +318,7 @@ def _change_bound(
     reach = torch.where(on_a, (ca - sa).abs(), (ca + sa).abs()).clamp_min(t_a)
     # a child may reach past the line by the cutting tolerance (its vertices there were snapped
     # onto the line): add twice that, and a relative slack far beyond rounding
-    reach += 2.0 * _line_table(raw_a, bps_a, _take(radius, pair_par), cline, _take(floor, pair_par))[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
+    reach += 2.0 * _line_table(raw_a, bps_a, _take(radius, pair_par), cline, _line_floor(floor, pair_par, cline))[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
     dslope = (slopes_a[1] - slopes_a[0]).abs()
     dinter = (inter_a[1] - inter_a[0]).abs()
     reach = reach * dslope[cline] + dinter[cline]

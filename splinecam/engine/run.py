@@ -37,12 +37,14 @@ import torch.nn as nn
 from ..errors import SliceError, UnsupportedModelError
 from ..slice import Slice
 from ..trace import Program, _Ref, evaluate_program
+from ..trace.batch_axis import check_batch_axis_on_example
 from ..trace.specs import PWLSpec
 from . import geometry
 from .geometry import Polygons, _zorder
 from .kinds import Elementwise, Kind, kind_for
 from .memory import _release_free_memory
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
+from .noise import unit_scales
 from .slices import _take, as_slices, layer_floors, start_state
 from .stacks import _gather, _Runner
 
@@ -59,13 +61,14 @@ _SPARSE_MIN_RATIO = 8
 # 500,000 still bounds the resident size of million-region partitions.
 _TRIM_EVERY = 500_000
 
-# A line's on-the-line tolerance is at least ``_NOISE_FLOOR`` times its layer's scale (the largest
-# unit input at the domain's vertices and centre): a unit that is identically zero on a region
-# (exact cancellation, e.g. integer weights without bias) has rounding noise for coefficients
-# there, about 1e-16 of the sums that made them, and its "line" must not cut. The floor stays far
-# below ``verify``'s ties (1e-12 of the largest unit input) and below the own tolerance of any unit
-# whose scale is at least 1e-4 of its layer's: a floor of 1e-12 also snapped the line of a unit
-# that nearly duplicated another at 1e-3 of its scale unlike its twin's (found by fuzzing).
+# A line's on-the-line tolerance is at least ``_NOISE_FLOOR`` times its unit's noise scale (the sum
+# of the absolute terms that make the unit's input, at the domain's vertices and centre; see
+# :mod:`splinecam.engine.noise`): a unit that is identically zero on a region (exact cancellation,
+# e.g. integer weights without bias) has rounding noise for coefficients there, about 1e-16 of the
+# sums that made them, and its "line" must not cut. The floor is per unit (and per slice), so that one
+# huge unit does not blur the lines of the others. It stays far below ``verify``'s ties (1e-12 of the
+# largest unit input): a floor of 1e-12 also snapped the line of a unit that nearly duplicated another
+# at 1e-3 of its scale unlike its twin's (found by fuzzing).
 _NOISE_FLOOR = 1e-14
 
 # Chunks of children are sized by the bytes of their live affine stacks: ``SPLINECAM_BUDGET_MB``
@@ -164,8 +167,9 @@ class _Run:
         start = start_state(as_slices(slc), self.dtype, self.device)
         self.radius, self.inp, self.shape = start.radius, start.inp, start.shape
         self._probe()
+        check_batch_axis_on_example(self.program, self.model, self.inp[:3].clone())
         with torch.no_grad():
-            self.floors = layer_floors(start, lambda x: evaluate_program(self.program, self.model, x)[1], _NOISE_FLOOR)
+            self.floors = layer_floors(start, lambda x, p: unit_scales(self.program, self.model, x, p), _NOISE_FLOOR)
         self.work.append(_Item(0, start.poly0, {}, [], sid=start.sid))
 
     def _probe(self) -> None:
@@ -250,8 +254,8 @@ class _Run:
     def _register(self, li: int, kind: Kind) -> Kind:
         """Keep the kind of the ``li``-th nonlinearity; a step with jumps marks its lines (see
         :data:`splinecam.engine.geometry._JUMP_LINES`)."""
-        if hasattr(kind, "floor_hint"):
-            kind.floor_hint = self.floors[li]
+        if hasattr(kind, "floor_hint"):  # one tolerance per slice for a group's ties
+            kind.floor_hint = self.floors[li].amax(1) if self.floors[li].numel() else self.floors[li].new_zeros(1)
         self.kinds[li] = kind
         spec = self.steps[self.program.pwl_steps[li]].pwl
         if isinstance(spec, PWLSpec) and spec.has_jumps:

@@ -5,12 +5,13 @@ coordinates centred on it (its vertex mean at ``u = 0``), and the input as an af
 region (three rows: the input point at the domain's centre and the two basis vectors). With several
 slices (:func:`splinecam.partition_many`) the regions of all slices go through the same batched
 cutting; every region carries the index of its slice (``sid``), which selects its slice's
-tolerances: the domain's scale ``radius`` and the per-layer noise floors (see
+tolerances: the domain's scale ``radius`` and the per-unit noise floors (see
 :mod:`splinecam.engine.geometry`). A region's arithmetic is then the same as in a run of its slice
 alone, so the result of every slice is the partition :func:`splinecam.partition` gives for it.
 
-With one slice, ``radius`` and the floors stay plain floats (the single-slice run is unchanged);
-with several they are tensors with one entry per slice, and :func:`_per_region` picks each region's.
+With one slice, ``radius`` stays a plain float; with several it is a tensor with one entry per slice.
+The noise floors are ``(P, units)`` tensors (one row per slice), and :func:`_take` picks each region's
+row, :func:`_line_floor` each line's entry.
 """
 
 from __future__ import annotations
@@ -99,22 +100,23 @@ def start_state(slices: list[Slice], dtype: torch.dtype, device: torch.device) -
 
 
 def layer_floors(
-    start: _Start, scales: Callable[[torch.Tensor], list[torch.Tensor]], noise_floor: float
-) -> list[Tol]:
-    """Every nonlinearity's least on-the-line tolerance, per slice: ``noise_floor`` times its largest
-    absolute input at the slice's domain vertices and centre. ``scales(x)`` gives the inputs
-    ``(N, units)`` of every nonlinearity at the points ``x``."""
+    start: _Start, scales: Callable[[torch.Tensor, int], list[torch.Tensor]], noise_floor: float
+) -> list[torch.Tensor]:
+    """Every nonlinearity's least on-the-line tolerances, per slice and per unit ``(P, units)``:
+    ``noise_floor`` times each unit's noise scale at the slice's domain vertices and centre
+    (:func:`splinecam.engine.noise.unit_scales`; ``scales(x, P)`` gives them per group of points)."""
     p = start.points.shape[0]
-    pre = scales(start.points.reshape(-1, *start.shape))
-    out: list[Tol] = []
-    for z in pre:
-        if p == 1:
-            out.append(noise_floor * (float(z.abs().max()) if z.numel() else 0.0))
-        elif z.numel():
-            out.append(noise_floor * z.reshape(p, -1).abs().amax(1))
-        else:
-            out.append(torch.zeros(p, dtype=start.points.dtype, device=start.points.device))
-    return out
+    return [noise_floor * s for s in scales(start.points.reshape(-1, *start.shape), p)]
+
+
+def _line_floor(floor: Tol, rows: torch.Tensor, units: torch.Tensor) -> Tol:
+    """The floors of lines of ``units`` on regions ``rows``: a float stays a float, a per-region
+    ``(P,)`` floor gives ``floor[rows]``, a per-region-and-unit ``(P, units)`` floor ``floor[rows, units]``."""
+    if not isinstance(floor, torch.Tensor):
+        return floor
+    if floor.dim() == 1:
+        return floor.index_select(0, rows)
+    return floor[rows, units]
 
 
 def _take(tol: Tol, idx: torch.Tensor) -> Tol:

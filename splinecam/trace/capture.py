@@ -15,7 +15,8 @@ from .batch_axis import _check_batch_axis
 from .in_place import _follow_in_place
 from .nonlinear import PWL_MODULES, TUPLE_PWL, spec_of_call, spec_of_module
 from .program import Program, Step, _map_args, _Ref, _refs
-from .specs import GroupSpec
+from .simplify import drop_flat_breakpoints
+from .specs import GroupSpec, PWLSpec
 from .tables import (
     _ADD,
     _AFFINE_FUNCTIONS,
@@ -218,9 +219,13 @@ def trace_model(model: nn.Module) -> Program:
                 add(Step(kind, path, target=mod, args=args, kwargs=kwargs, op="module"))
                 continue
             spec = _named(path, what, spec_of_module, mod)
-            if spec is not None:
+            if isinstance(spec, PWLSpec) and drop_flat_breakpoints(spec) is None:  # affine: one piece
+                add(Step("affine", path, target=mod, args=args, kwargs=kwargs, op="module", mode="bias"))
+            elif spec is not None:
                 if len(stack_args) != 1 or not is_stack(args[0]):
                     raise _not_pwl(path, what, "must be applied to one input-dependent tensor")
+                if isinstance(spec, PWLSpec):
+                    spec = drop_flat_breakpoints(spec)
                 add(Step("pwl", path, target=mod, args=args, op="module", pwl=spec))
                 steps[-1].pwl_index = len(pwl_steps)
                 pwl_steps.append(len(steps) - 1)
@@ -260,6 +265,13 @@ def trace_model(model: nn.Module) -> Program:
                                "piecewise-linear functions of the input; use the values only")
             spec = _named(label, "function", spec_of_call, tgt, _resolve(node.args, root), _resolve(dict(node.kwargs), root))
             if spec is not None:
+                if isinstance(spec, PWLSpec) and drop_flat_breakpoints(spec) is None:  # affine: one piece
+                    if len(stack_args) != 1 or not is_stack(args[0]):
+                        raise _not_pwl(label, "function", "must be applied to one input-dependent tensor")
+                    add(Step("affine", label, target=tgt, args=args, kwargs=kwargs, op=node.op, mode="bias"))
+                    continue
+                if isinstance(spec, PWLSpec):
+                    spec = drop_flat_breakpoints(spec)
                 step = _pwl_call_step(label, tgt, args, kwargs, node.op, spec, is_stack, stack_args)
                 add(step)
                 step.pwl_index = len(pwl_steps)

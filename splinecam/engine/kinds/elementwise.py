@@ -19,7 +19,7 @@ from ...trace import Step
 from ..codes import _pack
 from ..cutting import _box, _crosses, _cut_layer, _cut_pairs, _homogeneous, _line_table, _spread, _values_at
 from ..geometry import Polygons, _fmix
-from ..slices import Tol, _take
+from ..slices import Tol, _line_floor, _take
 from .base import Kind
 
 __all__ = ["Elementwise", "Periodic"]
@@ -182,7 +182,7 @@ class Periodic(Kind):
         ll = u * self._LINES + torch.remainder(code, self._LINES)
         raw = pre[r, :, u].clone()
         raw[:, 0] -= t
-        tab = _line_table(raw, torch.zeros(1, dtype=pre.dtype, device=pre.device), _take(radius, r), ll, _take(floor, r))
+        tab = _line_table(raw, torch.zeros(1, dtype=pre.dtype, device=pre.device), _take(radius, r), ll, _line_floor(floor, r, u))
         real = _crosses(poly.xy.index_select(0, r), tab)
         pp, ll, tab = r[real], ll[real], tab[real]
         pieces, parent, _, _, _ = _cut_pairs(poly, pp, ll, tab, n * self._LINES, line_offset, rank=_fmix(ll))

@@ -30,7 +30,7 @@ from ...errors import UnsupportedModelError
 from ...trace import Step, _Ref
 from ..cutting import _box, _crosses, _cut_pairs, _expand, _homogeneous, _line_table, _spread, _values_at
 from ..geometry import Polygons, _fmix
-from ..slices import Tol, _take
+from ..slices import Tol, _line_floor, _take
 from .base import Kind
 
 __all__ = ["Groups"]
@@ -239,7 +239,10 @@ class Groups(Kind):
         ci, cj = self.cidx[gg, self.pi[q]], self.cidx[gg, self.pj[q]]
         raw = pre[rr, :, ci] - pre[rr, :, cj]
         ll = gg * self.pairs + q
-        tab = _line_table(raw, torch.zeros(1, dtype=pre.dtype, device=dev), _take(radius, rr), ll, _take(floor, rr))
+        fl = _line_floor(floor, rr, ci)  # a pair's line: the larger floor of its two candidates
+        if isinstance(fl, torch.Tensor):
+            fl = torch.maximum(fl, _line_floor(floor, rr, cj))
+        tab = _line_table(raw, torch.zeros(1, dtype=pre.dtype, device=dev), _take(radius, rr), ll, fl)
         real = _crosses(poly.xy.index_select(0, rr), tab)
         if not bool(real.any()):
             return poly, torch.arange(p, device=dev)
@@ -255,6 +258,8 @@ class Groups(Kind):
         hom = _homogeneous(ctr)[:, 0]  # (C, 3)
         cand = self._pair_values(pre, parent[child], gg, hom[child])
         fl = _take(floor, parent[child])  # (per region where regions of several slices are cut)
+        if isinstance(fl, torch.Tensor) and fl.dim() == 2:  # per unit: the group's largest floor
+            fl = fl.amax(1)
         w = self._winner(cand, fl[:, None] if isinstance(fl, torch.Tensor) else fl)
         key = torch.zeros(len(pieces), dtype=torch.int64, device=dev)
         key.index_add_(0, child, _fmix(gg * 1_000_003 + w.long() * 7 + 1))
