@@ -352,6 +352,27 @@ def test_reshape_of_the_batch_axis_is_refused_clearly() -> None:
         sc.partition(flat0.double().eval(), BOX)
 
 
+def test_the_example_check_catches_rows_mixed_in_place() -> None:
+    """Audit faults 3 and 7: the last line of defence, for an operation that keeps one row per input
+    but mixes them (none of the supported ones does): the output of an input computed alone must be
+    its output in the batch."""
+    from splinecam.trace import Program, Step, _Ref
+    from splinecam.trace.batch_axis import check_batch_axis_on_example
+
+    lin = nn.Linear(2, 3, dtype=torch.float64)
+    steps = [
+        Step("input", "x", op="placeholder"),
+        Step("affine", "lin", target=lin, args=(_Ref(0),), op="module", mode="bias"),
+        Step("affine", "mix (flip)", target=lambda h: h + 0.5 * h.flip(0), args=(_Ref(1),), op="call_function",
+             mode="linear"),
+    ]
+    x = torch.randn(3, 2, dtype=torch.float64)
+    with pytest.raises(UnsupportedModelError, match="depends on the other inputs"):
+        check_batch_axis_on_example(Program(steps=steps, output=2, pwl_steps=[]), lin, x)
+    ok = Program(steps=steps[:2], output=1, pwl_steps=[])
+    check_batch_axis_on_example(ok, lin, x)
+
+
 # ----------------------------------------------------------------------------- fault 8
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_is_refused_early(dtype: torch.dtype) -> None:
