@@ -423,7 +423,9 @@ class Partition:
 
     def _scaled_areas(self) -> np.ndarray:
         """Area of each region divided by :meth:`_coord_scale` squared (finite on every domain)."""
-        return _shoelace(self.vertices[self.region_vertices] / self._coord_scale(), self.region_ptr)
+        # (relative to the domain's centre first: a small domain far from the origin keeps its digits)
+        q = (self.vertices - np.asarray(self.slice.center, dtype=np.float64)) / self._coord_scale()
+        return _shoelace(q[self.region_vertices], self.region_ptr)
 
     def centroids(self) -> np.ndarray:
         """Area centroid of each region, shape ``(R, 2)``."""

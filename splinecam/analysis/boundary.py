@@ -322,6 +322,39 @@ def _clip(
     return out_xy, out_lab, cnt
 
 
+def _ties_to_lower(xy: np.ndarray, nv: np.ndarray, s: np.ndarray, lower_wins: np.ndarray, area_tol: np.ndarray) -> np.ndarray:
+    """``s`` (snapped line values at the vertices of polygons ``xy``) with the ties (zeros) made
+    slightly negative on the rows where ``lower_wins`` and the zero set spans more than ``area_tol``:
+    the tied vertices and the crossing points of the line with the polygon's edges make a 2-D tie
+    band, which only the lower class may keep."""
+    k = xy.shape[1]
+    valid = np.arange(k)[None] < nv[:, None]
+    tied = (s == 0.0) & valid
+    rows = np.flatnonzero(lower_wins & (tied.sum(1) >= 2))
+    if len(rows) == 0:
+        return s
+    x, sv, t_, n_ = xy[rows], s[rows], tied[rows], nv[rows]
+    r = np.arange(len(rows))[:, None]
+    nxt = np.where(np.arange(k)[None] + 1 < n_[:, None], np.arange(k)[None] + 1, 0)
+    s_n = sv[r, nxt]
+    change = valid[rows] & (((sv > 0) & (s_n < 0)) | ((sv < 0) & (s_n > 0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(change, sv / np.where(change, sv - s_n, 1.0), 0.0)
+    cross = x + t[..., None] * (x[r, nxt] - x)
+    # the zero set in cycle order: slot 2k vertex k (if tied), 2k + 1 the crossing on edge k
+    axy = np.stack([x, cross], 2).reshape(len(rows), 2 * k, 2)
+    keep = np.stack([t_, change], 2).reshape(len(rows), 2 * k)
+    cnt = keep.sum(1)
+    order = np.argsort(~keep, axis=1, kind="stable")
+    band = (cnt >= 3) & (_polygon_area(np.take_along_axis(axy, order[..., None], 1), cnt) > area_tol[rows])
+    if not band.any():
+        return s
+    s = s.copy()
+    b = rows[band]
+    s[b] = np.where(tied[b], -1e-300, s[b])
+    return s
+
+
 def _pseudo_logits(
     part: Any, mode: str, output: int = 0, value: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -429,6 +462,11 @@ def _argmax_cells(part: Any, a: np.ndarray, b: np.ndarray, centre: np.ndarray | 
             same = np.where(valid0[alive], np.abs(dv), 0.0).max(1) <= tol[alive]
             s = np.einsum("pd,pkd->pk", g_a, xy) + g_b[:, None]
             s = np.where(np.abs(s) <= tol[alive, None], 0.0, s)
+            # where the difference of the two logits is within the tolerance at vertices spanning a
+            # polygon of positive area (it is tiny over much of the region), both cells would claim
+            # that polygon: there the ties belong to the lower class only, and for j < c those
+            # vertices lie just outside c's cell (a crossing next to one is the vertex itself)
+            s = _ties_to_lower(xy, nv, s, jv < c, area_tol[alive])
             s = np.where(same[:, None], np.where(jv > c, 0.0, -1.0)[:, None], s)
             s = np.where(skip[:, None], 0.0, s)
             # only polygons with some vertex below the line change
