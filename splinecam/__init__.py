@@ -19,7 +19,16 @@ from .analysis.boundary import BoundaryError, DecisionBoundary
 from .analysis.graph import DecisionRegion
 from .analysis.stats import density, statistics
 from .compat import compute, utils, wrappers
-from .errors import NotPiecewiseLinearError, SliceError, SplineCamError, UnsupportedModelError
+from .engine.estimate import RegionEstimate, estimate_regions
+from .errors import (
+    AnchorShapeWarning,
+    LargePartitionWarning,
+    NotPiecewiseLinearError,
+    SliceError,
+    SplineCamError,
+    SplineCamWarning,
+    UnsupportedModelError,
+)
 from .partitioning import partition
 from .result import Partition
 from .slice import Slice
@@ -45,6 +54,8 @@ __all__ = [
     "Partition",
     "Slice",
     "partition",
+    "estimate_regions",
+    "RegionEstimate",
     "VerifyReport",
     # downstream
     "DecisionBoundary",
@@ -63,6 +74,9 @@ __all__ = [
     "NotPiecewiseLinearError",
     "UnsupportedModelError",
     "SliceError",
+    "SplineCamWarning",
+    "LargePartitionWarning",
+    "AnchorShapeWarning",
     "__version__",
     # submodules (the original toolbox's names live in utils, wrappers, compute and plot)
     "boundary",

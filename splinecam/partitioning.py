@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 import torch.nn as nn
 
 from .engine import run_program
+from .engine.estimate import WARN_REGIONS, warn_if_large
+from .engine.progress import ProgressBar
 from .errors import SliceError
 from .result import Partition
 from .slice import Slice
@@ -22,9 +23,10 @@ def partition(
     slice: Slice,
     *,
     dtype: torch.dtype = torch.float64,
-    device: Any = None,
-    progress: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool | ProgressBar = False,
     chunk_size: int | None = None,
+    warn_regions: float | None = WARN_REGIONS,
 ) -> Partition:
     """Compute the exact linear-region partition of ``model`` on a 2-D ``slice`` of its input space.
 
@@ -37,17 +39,42 @@ def partition(
     slice : Slice
         The slice of input space and its convex domain.
     dtype : torch.dtype
-        Precision of all computations (float64 by default; the exactness contract assumes it).
+        Precision of all computations. float64 (the default) is what the exactness contract and
+        the engine's tolerances assume; float32 works only for small networks (it is refused with
+        a message where rounding breaks the shared vertices) and :meth:`Partition.verify` checks
+        it with tolerances scaled to it.
     device : str or torch.device, optional
-        Where to compute; defaults to the model's device.
-    progress : bool
-        Show a tqdm progress bar of finished regions.
+        Where to compute (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); defaults to the model's
+        device. An unknown name (``"gpu"``) or a device this torch cannot use (``"cuda"`` on a
+        CPU-only build) is refused with its own message.
+    progress : bool or tqdm bar
+        Show a tqdm bar of the fraction of the domain's area whose regions are final (percent, with
+        the time left and the regions so far), or update the tqdm bar given (it is reset).
     chunk_size : int, optional
         Regions streamed together through the remaining layers; chosen from a memory budget if None.
+    warn_regions : float or None
+        Before the run, the region count is estimated from the model's activation patterns on a
+        coarse grid (:func:`splinecam.estimate_regions`, 320 model evaluations; refined on a 64 x 64
+        grid when the first estimate is within a factor 4 of the threshold). At or above
+        ``warn_regions`` (default :data:`splinecam.engine.estimate.WARN_REGIONS`, one million) a
+        :class:`~splinecam.errors.LargePartitionWarning` gives the estimate and how to shrink the
+        slice. None skips the check.
 
     Returns
     -------
     Partition
+        Regions, planar graph, affine maps and codes; ``part.seconds`` is the wall time and
+        ``part.dtype`` the precision.
+
+    Raises
+    ------
+    NotPiecewiseLinearError
+        A module or function of the model is not piecewise-linear (named by path and type).
+    UnsupportedModelError
+        The model is in training mode, has NaN/Inf weights, is a TorchScript module or on the meta
+        device, or ``device`` is unusable.
+    SliceError
+        ``slice`` is not a :class:`Slice`, or its input shape does not fit the model.
 
     Examples
     --------
@@ -56,14 +83,15 @@ def partition(
     <torch._C.Generator object at ...>
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
     >>> part = sc.partition(net, sc.Slice.box((-2, 2), (-2, 2)))
-    >>> part.num_regions > 1
-    True
+    >>> part.num_regions > 1, part.dtype
+    (True, torch.float64)
     """
     if not isinstance(slice, Slice):
         raise SliceError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")
     t0 = time.perf_counter()
     copy_, dev = prepare_model(model, dtype=dtype, device=device)
     program = trace_model(copy_)
+    warn_if_large(program, copy_, slice, warn_regions, dtype=dtype, device=dev)
     res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size)
     part = Partition._from_engine(res, slice, program, dtype=dtype)
     part.seconds = time.perf_counter() - t0

@@ -87,14 +87,12 @@ class model_wrapper:  # noqa: N801 - the original toolbox's name
         unknown = sorted(set(legacy) - set(_LEGACY_KWARGS))
         if unknown:
             raise TypeError(f"model_wrapper got unexpected keyword arguments {unknown}")
-        if not isinstance(model, torch.nn.Module):
-            raise UnsupportedModelError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        training = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
-        if training:
-            raise UnsupportedModelError(
-                f"the model is in training mode ({', '.join(training[:3])}"
-                f"{'...' if len(training) > 3 else ''}): call model.eval() before wrapping it"
-            )
+        from ..trace.prepare import check_model_kind, training_mode_message
+
+        check_model_kind(model)
+        msg = training_mode_message(model, "Call model.eval() before wrapping it")
+        if msg:
+            raise UnsupportedModelError(msg)
         self.model = model
         self.dtype = dtype
         self.device = device

@@ -48,6 +48,7 @@ from .codes import _pack
 from .cutting import _cut_layer, _homogeneous, _probe_points, _values_at
 from .geometry import Polygons, _fmix, _zorder
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
+from .progress import area_progress
 
 __all__ = ["EngineResult", "run_program"]
 
@@ -289,13 +290,7 @@ def run_program(
     out_codes: list[list[np.ndarray]] = [[] for _ in range(n_pwl)]
     output_shape: tuple[int, ...] = ()
 
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as exc:  # pragma: no cover
-            raise ImportError("progress=True needs tqdm: pip install tqdm") from exc
-        bar = tqdm(desc="splinecam regions", unit="region")
+    bar = area_progress(progress, dom)  # fraction of the domain's area in finished regions
 
     # per-region memory of the live stacks decides the chunk size when none is given
     budget = int(os.environ.get("SPLINECAM_BUDGET_MB", "24")) * 2**20
@@ -426,7 +421,7 @@ def run_program(
                 cn = cj.cpu().numpy()
                 out_codes[j].append(cn)
             if bar is not None:
-                bar.update(nreg)
+                bar.update(poly)
             since_trim += nreg
             total += nreg
             if since_trim >= _TRIM_EVERY:
