@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys as _sys
 
-from . import datasets
+from . import datasets, models
 from .analysis import boundary, graph, stats
 from .analysis.boundary import BoundaryError, DecisionBoundary
 from .analysis.graph import DecisionRegion
@@ -83,6 +83,7 @@ __all__ = [
     "compute",
     "datasets",
     "graph",
+    "models",
     "plot",
     "record",
     "stats",

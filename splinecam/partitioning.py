@@ -54,8 +54,8 @@ def partition(
         Regions streamed together through the remaining layers; chosen from a memory budget if None.
     warn_regions : float or None
         Before the run, the region count is estimated from the model's activation patterns on a
-        coarse grid (:func:`splinecam.estimate_regions`, 320 model evaluations; refined on a 64 x 64
-        grid when the first estimate is within a factor 4 of the threshold). At or above
+        coarse grid (:func:`splinecam.estimate_regions`: 32 model evaluations on a 4 x 4 grid,
+        refined on 16 x 16 and 64 x 64 grids only when the estimate nears the threshold). At or above
         ``warn_regions`` (default :data:`splinecam.engine.estimate.WARN_REGIONS`, one million) a
         :class:`~splinecam.errors.LargePartitionWarning` gives the estimate and how to shrink the
         slice. None skips the check.
