@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .slice import Slice
 from .verify import VerifyReport
+
+if TYPE_CHECKING:  # annotations only (the facades import these when called)
+    import graph_tool as gt
+    import igraph as ig
+    import networkx as nx
+    from matplotlib.axes import Axes
+
+    from .analysis.boundary import DecisionBoundary
+    from .analysis.graph import DecisionRegion
+    from .viz.plot import PlotArtists
 
 __all__ = ["Partition"]
 
@@ -460,6 +471,22 @@ class Partition:
         """Region id of each point ``(N, 2)`` (slice coordinates), ``-1`` outside the domain.
 
         A point on a border between regions gets one of them; a non-finite point gets ``-1``.
+
+        Parameters
+        ----------
+        u : array_like, shape (N, 2) or (2,)
+
+        Returns
+        -------
+        ndarray of int64, shape (N,)
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> part.locate([[0.0, 0.0], [5.0, 5.0]]).tolist()[1]
+        -1
         """
         from .analysis.locate import RegionIndex
 
@@ -475,7 +502,29 @@ class Partition:
 
     # ------------------------------------------------------------------ affine maps
     def evaluate(self, u: Any, regions: np.ndarray | None = None) -> np.ndarray:
-        """The network's output at points ``u`` ``(N, 2)`` from the regions' affine maps, ``(N, out)``."""
+        """The network's output at points ``u`` ``(N, 2)`` from the regions' affine maps, ``(N, out)``.
+
+        Parameters
+        ----------
+        u : array_like, shape (N, 2)
+            Slice coordinates.
+        regions : ndarray of int, optional
+            The region of each point, if known (else :meth:`locate` finds it).
+
+        Returns
+        -------
+        ndarray, shape (N, out)
+            NaN outside the domain.
+
+        Examples
+        --------
+        >>> import torch, numpy as np, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> u = np.array([[0.3, -0.2]])
+        >>> bool(np.allclose(part.evaluate(u), net(torch.tensor(u, dtype=torch.float32)).detach().numpy(), atol=1e-6))
+        True
+        """
         u = np.asarray(u, dtype=np.float64).reshape(-1, 2)
         r = self.locate(u) if regions is None else np.asarray(regions)
         a, b = self.output_affine
@@ -539,63 +588,327 @@ class Partition:
         )
 
     # ------------------------------------------------------------------ downstream (lazy imports)
-    def decision_boundary(self, classes: Any = None, threshold: float = 0.0) -> Any:
-        """The decision boundary; see :func:`splinecam.boundary.decision_boundary`."""
+    def decision_boundary(self, classes: tuple[int, int] | None = None, threshold: float = 0.0) -> DecisionBoundary:
+        """The exact decision boundary: where the argmax class changes (one output: where it crosses
+        ``threshold``).
+
+        Parameters
+        ----------
+        classes : (int, int), optional
+            Only the part separating these two classes.
+        threshold : float
+            One output only: the level that separates the two classes.
+
+        Returns
+        -------
+        DecisionBoundary
+            ``segments`` ``(S, 2, 2)``, ``polylines``, ``length``, ``sample(n)``; empty when the
+            boundary misses the domain. See :func:`splinecam.boundary.decision_boundary`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); _ = net[0].bias.zero_()
+        >>> round(sc.partition(net, sc.Slice.box()).decision_boundary().length, 12)
+        2.0
+        """
         from .analysis.boundary import decision_boundary
 
         return decision_boundary(self, classes=classes, threshold=threshold)
 
-    def level_set(self, output: int = 0, value: float = 0.0) -> Any:
-        """The level set ``f_output = value``; see :func:`splinecam.boundary.level_set`."""
+    def level_set(self, output: int = 0, value: float = 0.0) -> DecisionBoundary:
+        """The exact level set ``f_output(u) = value`` (a regression net, an implicit surface's zero set).
+
+        Parameters
+        ----------
+        output : int
+            Which output.
+        value : float
+            The level.
+
+        Returns
+        -------
+        DecisionBoundary
+            Its segments and polylines; see :func:`splinecam.boundary.level_set`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[0.0, 1.0]])); _ = net[0].bias.zero_()
+        >>> round(sc.partition(net, sc.Slice.box()).level_set(value=0.5).length, 12)
+        2.0
+        """
         from .analysis.boundary import level_set
 
         return level_set(self, output=output, value=value)
 
-    def decision_regions(self) -> Any:
-        """Connected components of equal argmax class; see :func:`splinecam.graph.decision_regions`."""
+    def decision_regions(self) -> list[DecisionRegion]:
+        """Connected components of the set where the network predicts each class, with exact areas.
+
+        Returns
+        -------
+        list of DecisionRegion
+            Sorted by class, then by decreasing area; see :func:`splinecam.graph.decision_regions`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); _ = net[0].bias.zero_()
+        >>> [(d.label, round(d.area, 12)) for d in sc.partition(net, sc.Slice.box()).decision_regions()]
+        [(0, 2.0), (1, 2.0)]
+        """
         from .analysis.graph import decision_regions
 
         return decision_regions(self)
 
-    def to_networkx(self, kind: str = "planar") -> Any:
-        """Export to networkx; see :func:`splinecam.graph.to_networkx`."""
+    def to_networkx(self, kind: str = "planar") -> nx.Graph:
+        """The planar graph (``kind="planar"``: vertices and edges) or the region-adjacency graph
+        (``"regions"``) as a :class:`networkx.Graph` with coordinates and labels as attributes.
+
+        Parameters
+        ----------
+        kind : {"planar", "regions"}
+
+        Returns
+        -------
+        networkx.Graph
+            See :func:`splinecam.graph.to_networkx` for the attributes.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> part.to_networkx("regions").number_of_nodes() == part.num_regions
+        True
+        """
         from .analysis.graph import to_networkx
 
         return to_networkx(self, kind=kind)
 
-    def to_igraph(self, kind: str = "planar") -> Any:
-        """Export to igraph; see :func:`splinecam.graph.to_igraph`."""
+    def to_igraph(self, kind: str = "planar") -> ig.Graph:
+        """The planar or region-adjacency graph as an :class:`igraph.Graph`.
+
+        Parameters
+        ----------
+        kind : {"planar", "regions"}
+
+        Returns
+        -------
+        igraph.Graph
+            See :func:`splinecam.graph.to_igraph`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> part.to_igraph().vcount() == part.num_vertices
+        True
+        """
         from .analysis.graph import to_igraph
 
         return to_igraph(self, kind=kind)
 
-    def to_graph_tool(self, kind: str = "planar") -> Any:
-        """Export to graph-tool (optional dependency); see :func:`splinecam.graph.to_graph_tool`."""
+    def to_graph_tool(self, kind: str = "planar") -> gt.Graph:
+        """The planar or region-adjacency graph as a ``graph_tool.Graph`` (optional dependency: not on
+        PyPI; the error says how to install it).
+
+        Parameters
+        ----------
+        kind : {"planar", "regions"}
+
+        Returns
+        -------
+        graph_tool.Graph
+            See :func:`splinecam.graph.to_graph_tool`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> g = sc.partition(net, sc.Slice.box()).to_graph_tool()  # doctest: +SKIP
+        """
         from .analysis.graph import to_graph_tool
 
         return to_graph_tool(self, kind=kind)
 
-    def statistics(self) -> dict[str, Any]:
-        """Region statistics; see :func:`splinecam.stats.statistics`."""
+    def statistics(self, boundary: bool = True, classes: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Region statistics: counts, areas, eccentricity, centrality, slope norms, boundary length.
+
+        Parameters
+        ----------
+        boundary : bool
+            Include the decision boundary's statistics (``boundary_length``, ``boundary_pieces``, ...).
+        classes : (int, int), optional
+            Passed to :meth:`decision_boundary`.
+
+        Returns
+        -------
+        dict
+            Python numbers by name (``num_regions``, ``area_mean``, ``boundary_length``, ...); see
+            :func:`splinecam.stats.statistics` for the definitions.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> part.statistics()["num_regions"] == part.num_regions
+        True
+        """
         from .analysis.stats import statistics
 
-        return statistics(self)
+        return statistics(self, boundary=boundary, classes=classes)
 
-    def density(self, point: Any, radius: float) -> float:
-        """Regions per unit area in a disc; see :func:`splinecam.stats.density`."""
+    def density(self, point: Any, radius: float) -> float | np.ndarray:
+        """Regions per unit area in a disc of ``radius`` around ``point`` (or each of ``(N, 2)`` points).
+
+        Parameters
+        ----------
+        point : array_like, shape (2,) or (N, 2)
+            Slice coordinates (a point of input space is projected).
+        radius : float
+
+        Returns
+        -------
+        float or ndarray
+            See :func:`splinecam.stats.density`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> sc.partition(net, sc.Slice.box()).density([0.0, 0.0], 0.5) > 0
+        True
+        """
         from .analysis.stats import density
 
         return density(self, point, radius)
 
-    def plot(self, ax: Any = None, color_by: str = "slope", boundary: bool = True, **kw: Any) -> Any:
-        """Draw the partition; see :func:`splinecam.plot.plot_partition`."""
+    def plot(
+        self,
+        ax: Axes | None = None,
+        color_by: str | Any = "slope",
+        boundary: bool = True,
+        *,
+        legend: bool = False,
+        classes: tuple[int, int] | None = None,
+        threshold: float | None = None,
+        edges_by_layer: bool | None = None,
+        max_layer: int | None = None,
+        edgecolor: Any = None,
+        linewidth: float | None = None,
+        alpha: float | None = None,
+        cmap: str | Any = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        colorbar: bool | None = None,
+        seed: int | None = None,
+        color_range: tuple[float, float] | None = None,
+        boundary_color: Any = None,
+        boundary_width: float | None = None,
+        data: Any = None,
+        data_size: float | None = None,
+        anchors: bool | None = None,
+        xlim: tuple[float, float] | None = None,
+        ylim: tuple[float, float] | None = None,
+    ) -> PlotArtists:
+        """Draw the partition: regions (one PolyCollection), their borders, the decision boundary,
+        data points and anchors; returns the artists (``plt.show()`` is never called).
+
+        Options left at None take :func:`splinecam.plot_partition`'s defaults.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; the current axes if None.
+        color_by : str or array_like
+            ``"slope"`` (norm of the output's slope), ``"class"``, ``"area"``, ``"random"``, ``"layer"``,
+            or ``(R,)`` values / ``(R, 3|4)`` colours.
+        boundary : bool
+            Draw the decision boundary.
+        legend : bool
+            Add a legend (classes, data, boundary, layers).
+        classes, threshold :
+            Passed to :meth:`decision_boundary`.
+        edges_by_layer : bool
+            Colour the region borders by the layer that made them (default False).
+        max_layer : int, optional
+            Only the cuts made by layers ``<= max_layer``.
+        edgecolor, linewidth, alpha :
+            Region borders' colour and width, regions' opacity.
+        cmap, vmin, vmax, colorbar :
+            Colormap, fixed colour limits, and whether to add a colorbar (default True).
+        seed, color_range :
+            The ``"random"`` palette's seed (0) and RGB range.
+        boundary_color, boundary_width :
+            Decision boundary style (red, 2.0).
+        data : array or (X, y), optional
+            Input-space points to scatter (projected onto the slice), coloured by ``y``.
+        data_size : float, optional
+            Their marker size.
+        anchors : bool
+            Mark the slice's anchors (default True).
+        xlim, ylim : (float, float), optional
+            Axis limits (the domain's bounding box by default).
+
+        Returns
+        -------
+        PlotArtists
+            ``regions``, ``edges``, ``boundary``, ``colorbar``, ``data``, ``anchors``.
+
+        Examples
+        --------
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt, torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> fig, ax = plt.subplots()
+        >>> art = part.plot(ax=ax, color_by="class")
+        >>> len(art.regions.get_paths()) == part.num_regions
+        True
+        >>> plt.close(fig)
+        """
         from .viz.plot import plot_partition
 
+        options = {
+            "legend": legend or None, "classes": classes, "threshold": threshold,
+            "edges_by_layer": edges_by_layer, "max_layer": max_layer, "edgecolor": edgecolor,
+            "linewidth": linewidth, "alpha": alpha, "cmap": cmap, "vmin": vmin, "vmax": vmax,
+            "colorbar": colorbar, "seed": seed, "color_range": color_range,
+            "boundary_color": boundary_color, "boundary_width": boundary_width, "data": data,
+            "data_size": data_size, "anchors": anchors, "xlim": xlim, "ylim": ylim,
+        }
+        # only what was given: plot_partition's own defaults apply to the rest
+        kw = {k: v for k, v in options.items() if v is not None}
         return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, **kw)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: Any) -> None:
-        """Save to a ``.npz`` file (arrays only, no pickle)."""
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save to a ``.npz`` file (arrays and a JSON header only, no pickle).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file (NumPy adds ``.npz`` when missing).
+
+        Examples
+        --------
+        >>> import os, tempfile, torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> path = os.path.join(tempfile.mkdtemp(), "part.npz")
+        >>> part.save(path)
+        >>> sc.Partition.load(path).num_regions == part.num_regions
+        True
+        """
         a, b = self.output_affine
         arrays: dict[str, np.ndarray] = {
             "vertices": self.vertices,
@@ -625,8 +938,18 @@ class Partition:
         np.savez_compressed(path, **arrays)
 
     @classmethod
-    def load(cls, path: Any) -> Partition:
-        """Load a partition written by :meth:`save`."""
+    def load(cls, path: str | os.PathLike[str]) -> Partition:
+        """Load a partition written by :meth:`save` (``allow_pickle=False``: no code runs).
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        Partition
+            With its slice, codes, affine maps and dtype; ``seconds`` is the original run's.
+        """
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             slc = Slice(
