@@ -13,7 +13,6 @@ from .slice import Slice
 from .verify import VerifyReport
 
 if TYPE_CHECKING:  # annotations only (the facades import these when called)
-    import graph_tool as gt
     import igraph as ig
     import networkx as nx
     from matplotlib.axes import Axes
@@ -21,6 +20,11 @@ if TYPE_CHECKING:  # annotations only (the facades import these when called)
     from .analysis.boundary import DecisionBoundary
     from .analysis.graph import DecisionRegion
     from .viz.plot import PlotArtists
+
+    try:  # graph-tool is optional (not on PyPI)
+        from graph_tool import Graph as GraphToolGraph
+    except ImportError:
+        GraphToolGraph = Any
 
 __all__ = ["Partition"]
 
@@ -716,7 +720,7 @@ class Partition:
 
         return to_igraph(self, kind=kind)
 
-    def to_graph_tool(self, kind: str = "planar") -> gt.Graph:
+    def to_graph_tool(self, kind: str = "planar") -> GraphToolGraph:
         """The planar or region-adjacency graph as a ``graph_tool.Graph`` (optional dependency: not on
         PyPI; the error says how to install it).
 

@@ -46,3 +46,24 @@ def test_splinecam_callback_shows_its_parameters():
     assert list(params)[:4] == ["slice", "every_n_steps", "recorder", "log_figure"]
     assert {"log_statistics", "module", "on_train_start", "tag", "plot_kw"} <= set(params)
     assert "Parameters\n----------" in inspect.getdoc(SplineCamCallback)
+
+
+def test_splinecam_callback_passes_its_parameters_through(monkeypatch):
+    import types
+
+    import splinecam.integrations.lightning as L
+
+    fake = types.ModuleType("fake_lightning_for_signature_test")
+
+    class Callback:
+        def __init__(self) -> None:
+            pass
+
+    fake.Callback = Callback
+    monkeypatch.setattr(L, "_import_lightning", lambda: fake)
+    monkeypatch.setattr(L, "_CLASSES", {})
+    cb = L.SplineCamCallback(sc.Slice.box(), 7, None, False, tag="run/geometry", on_train_start=False)
+    assert isinstance(cb, L.SplineCamCallback) and isinstance(cb, Callback)
+    assert (cb.every_n_steps, cb.log_figure, cb.tag, cb.record_on_train_start) == (7, False, "run/geometry", False)
+    rec = sc.Recorder(sc.Slice.box(), every=3)
+    assert L.SplineCamCallback(recorder=rec).every_n_steps == 3
