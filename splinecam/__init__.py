@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import sys as _sys
 
-from . import datasets, models
+from . import datasets, layers, models
 from .analysis import boundary, graph, stats
 from .analysis.boundary import BoundaryError, DecisionBoundary
+from .analysis.complexity import LocalComplexity, local_complexity
 from .analysis.graph import DecisionRegion
 from .analysis.stats import density, statistics
 from .compat import compute, utils, wrappers
@@ -24,11 +25,13 @@ from .errors import (
     AnchorShapeWarning,
     LargePartitionWarning,
     NotPiecewiseLinearError,
+    PrecisionWarning,
     SliceError,
     SplineCamError,
     SplineCamWarning,
     UnsupportedModelError,
 )
+from .many import iter_partitions, partition_many
 from .partitioning import partition
 from .result import Partition
 from .slice import Slice
@@ -54,6 +57,8 @@ __all__ = [
     "Partition",
     "Slice",
     "partition",
+    "partition_many",
+    "iter_partitions",
     "estimate_regions",
     "RegionEstimate",
     "VerifyReport",
@@ -62,6 +67,8 @@ __all__ = [
     "DecisionRegion",
     "statistics",
     "density",
+    "local_complexity",
+    "LocalComplexity",
     "plot_partition",
     "plot_surface",
     "plot_image",
@@ -77,11 +84,13 @@ __all__ = [
     "SplineCamWarning",
     "LargePartitionWarning",
     "AnchorShapeWarning",
+    "PrecisionWarning",
     "__version__",
     # submodules (the original toolbox's names live in utils, wrappers, compute and plot)
     "boundary",
     "compute",
     "datasets",
+    "layers",
     "graph",
     "models",
     "plot",

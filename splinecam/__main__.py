@@ -117,7 +117,8 @@ def run_demo(
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=150)
     try:
-        art = part.plot(ax=ax, color_by="slope", boundary=True, data=(X, y))
+        art = part.plot(ax=ax, color_by="slope", boundary=True, data=(X, y), legend=True,
+                        legend_kw={"loc": "upper left", "fontsize": 7})
         cb = getattr(art, "colorbar", None)
         if cb is not None:
             # a colorbar as tall as the (equal-aspect) axes

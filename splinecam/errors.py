@@ -13,6 +13,7 @@ __all__ = [
     "SplineCamWarning",
     "LargePartitionWarning",
     "AnchorShapeWarning",
+    "PrecisionWarning",
 ]
 
 
@@ -45,3 +46,8 @@ class LargePartitionWarning(SplineCamWarning):
 class AnchorShapeWarning(SplineCamWarning):
     """An array given to :meth:`splinecam.Slice.from_anchors` was split along its first axis into
     anchors of an unusual shape (probably one unbatched image read as several anchors)."""
+
+
+class PrecisionWarning(SplineCamWarning):
+    """A computation runs in a precision below the exactness contract's (float64): results may hold
+    rounding errors far above its tolerances (``dtype=torch.float32``)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 import time
+import warnings
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -10,7 +13,7 @@ import torch.nn as nn
 from .engine import run_program
 from .engine.estimate import WARN_REGIONS, warn_if_large
 from .engine.progress import ProgressBar
-from .errors import SliceError
+from .errors import PrecisionWarning, SliceError
 from .result import Partition
 from .slice import Slice
 from .trace import prepare_model, trace_model
@@ -39,10 +42,12 @@ def partition(
     slice : Slice
         The slice of input space and its convex domain.
     dtype : torch.dtype
-        Precision of all computations. float64 (the default) is what the exactness contract and
-        the engine's tolerances assume; float32 works only for small networks (it is refused with
-        a message where rounding breaks the shared vertices) and :meth:`Partition.verify` checks
-        it with tolerances scaled to it.
+        Precision of all computations (float64 by default; the exactness contract and the
+        engine's tolerances assume it). ``torch.float32`` works for small networks but warns
+        (:class:`~splinecam.errors.PrecisionWarning`): its affine maps are off by about 1e-7 relative
+        and it makes needless cuts; where rounding breaks the shared vertices it is refused with that
+        reason, and :meth:`Partition.verify` checks it against float32 tolerances. Half precision is
+        refused.
     device : str or torch.device, optional
         Where to compute (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); defaults to the model's
         device. An unknown name (``"gpu"``) or a device this torch cannot use (``"cuda"`` on a
@@ -51,7 +56,8 @@ def partition(
         Show a tqdm bar of the fraction of the domain's area whose regions are final (percent, with
         the time left and the regions so far), or update the tqdm bar given (it is reset).
     chunk_size : int, optional
-        Regions streamed together through the remaining layers; chosen from a memory budget if None.
+        Regions streamed together through the remaining layers (a positive integer); chosen from a
+        memory budget if None.
     warn_regions : float or None
         Before the run, the region count is estimated from the model's activation patterns on a
         coarse grid (:func:`splinecam.estimate_regions`: 32 model evaluations on a 4 x 4 grid,
@@ -71,10 +77,13 @@ def partition(
     NotPiecewiseLinearError
         A module or function of the model is not piecewise-linear (named by path and type).
     UnsupportedModelError
-        The model is in training mode, has NaN/Inf weights, is a TorchScript module or on the meta
-        device, or ``device`` is unusable.
+        The model cannot be analysed (training mode, NaN/Inf weights, hooks, half precision, a
+        TorchScript module, the meta device, an operation on the batch axis...) or ``device`` is
+        unusable; the message names the culprit.
     SliceError
         ``slice`` is not a :class:`Slice`, or its input shape does not fit the model.
+    TypeError, ValueError
+        ``chunk_size`` is not a positive integer or None.
 
     Examples
     --------
@@ -88,11 +97,38 @@ def partition(
     """
     if not isinstance(slice, Slice):
         raise SliceError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")
+    chunk_size = _check_chunk_size(chunk_size)
     t0 = time.perf_counter()
     copy_, dev = prepare_model(model, dtype=dtype, device=device)
+    if dtype == torch.float32:
+        warnings.warn(
+            "dtype=torch.float32: the partition is computed in single precision, so its affine maps "
+            "differ from the model's by about 1e-7 relative and nearly coincident lines make needless "
+            "cuts; the exactness contract assumes dtype=torch.float64, the default (verify() checks a "
+            "float32 partition against float32 tolerances)",
+            PrecisionWarning,
+            stacklevel=2,
+        )
     program = trace_model(copy_)
     warn_if_large(program, copy_, slice, warn_regions, dtype=dtype, device=dev)
     res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size)
     part = Partition._from_engine(res, slice, program, dtype=dtype)
     part.seconds = time.perf_counter() - t0
     return part
+
+
+def _check_chunk_size(chunk_size: Any) -> int | None:
+    """``chunk_size`` as a positive ``int``, or None (chosen from the memory budget)."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
+        raise TypeError(
+            f"chunk_size must be a positive integer (regions per chunk) or None for automatic, got "
+            f"{chunk_size!r} ({type(chunk_size).__name__})"
+        )
+    if int(chunk_size) < 1:
+        raise ValueError(
+            f"chunk_size must be a positive integer (regions per chunk) or None for automatic, got {int(chunk_size)}"
+        )
+    return int(chunk_size)
+

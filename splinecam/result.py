@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # annotations only (the facades import these when called)
     from matplotlib.axes import Axes
 
     from .analysis.boundary import DecisionBoundary
+    from .analysis.extremes import OutputRange
     from .analysis.graph import DecisionRegion
     from .viz.plot import PlotArtists
 
@@ -84,6 +85,21 @@ def _planar_edges(
     edges[flip] = edges[flip].flip(1)
     edge_regions[flip] = edge_regions[flip].flip(1)
     return edges, edge_regions, counts, lab.index_select(0, head)
+
+
+def _equal_code_pairs(codes: list[Any], edge_regions: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """The two regions ``(M, 2)`` of every inner edge whose regions have the same codes in every
+    layer (``codes`` as the engine gives them: bit-packed ``(array, units)`` or int8 arrays)."""
+    er = edge_regions[(edge_regions >= 0).all(1)]
+    if not codes or not len(er):
+        return np.zeros((0, 2), dtype=np.int64)
+    arrays = [np.asarray(c[0] if isinstance(c, tuple) else c) for c in codes]
+    same = np.ones(len(er), dtype=bool)
+    for s in range(0, len(er), chunk):
+        e = er[s:s + chunk]
+        for c in arrays:
+            same[s:s + chunk] &= (c[e[:, 0]] == c[e[:, 1]]).reshape(len(e), -1).all(1)
+    return er[same]
 
 
 class Partition:
@@ -238,6 +254,15 @@ class Partition:
         rv = inv
         edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
         keep = None
+        jumps = getattr(res, "jump_lines", [])
+        if jumps and bool(((counts == 1) & (elab >= 0)).any()):
+            # a step with jumps: later lines cross its edges at different points on the two sides
+            from .engine.repair import mend_jump_edges
+
+            mended = mend_jump_edges(verts.numpy(), ptr.numpy(), rv.numpy(), lab.numpy(), jumps, scale)
+            if mended is not None:
+                ptr, rv, lab = (torch.as_tensor(t) for t in mended[:3])
+                edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
         if bool(((counts == 1) & (elab >= 0)).any()):
             # an inner edge with one region: the cutting's snapping decided differently on the two
             # sides of an edge (nearly coincident lines); weld and mend where that happened
@@ -249,6 +274,41 @@ class Partition:
                 verts = verts.index_select(0, used)
                 nvert = len(used)
                 edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
+        a_mat = res.out_grad.detach().to("cpu", torch.float64).numpy()
+        b_vec = res.out_const.detach().to("cpu", torch.float64).numpy() - a_mat @ center
+        codes = res.codes
+
+        def take(kept: Any) -> None:  # keep only these regions' maps and codes
+            nonlocal a_mat, b_vec, codes
+            kn = np.asarray(kept)
+            a_mat, b_vec = a_mat[kn], b_vec[kn]
+            codes = [(c[0][kn], c[1]) if isinstance(c, tuple) else c[kn] for c in codes]
+
+        if keep is not None:  # regions that the mending reduced to nothing
+            take(keep.numpy())
+        from .engine.repair import merge_equal_neighbours, weld_short_edges
+
+        # edges shorter than 1e-12 of the domain's scale are rounding (one point computed on two
+        # edges): weld them, dropping what that reduces to nothing
+        welded = weld_short_edges(verts.numpy(), ptr.numpy(), rv.numpy(), lab.numpy(), 1e-12 * scale)
+        if welded is not None:
+            used, ptr, rv, lab, kept = (torch.as_tensor(t) for t in welded)
+            verts = verts.index_select(0, used)
+            nvert = len(used)
+            edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
+            take(kept.numpy())
+        pairs = _equal_code_pairs(codes, edge_regions.numpy())
+        if len(pairs):
+            # neighbours with the same codes are one linear region (a needless sliver between
+            # nearly coincident lines): merge them
+            weight = _shoelace(verts.numpy()[rv.numpy()] - center, ptr.numpy())
+            merged = merge_equal_neighbours(ptr.numpy(), rv.numpy(), lab.numpy(), pairs, weight, nvert)
+            if merged is not None:
+                used, ptr, rv, lab, kept = (torch.as_tensor(t) for t in merged)
+                verts = verts.index_select(0, used)
+                nvert = len(used)
+                edges, edge_regions, counts, elab = _planar_edges(ptr, rv, lab, nvert)
+                take(kept.numpy())
         verts, ptr, rv, edges, edge_regions = (t.numpy() for t in (verts, ptr, rv, edges, edge_regions))
         counts = counts.numpy()
         elab = elab.numpy()
@@ -257,13 +317,6 @@ class Partition:
         layer = np.where(elab >= 0, np.searchsorted(offsets, elab, side="right") - 1, -1)
         local = np.where(elab >= 0, elab - offsets[np.maximum(layer, 0)], -1)
         unit = np.where(elab >= 0, local // nb[np.maximum(layer, 0)], -1)
-        a_mat = res.out_grad.detach().to("cpu", torch.float64).numpy()
-        b_vec = res.out_const.detach().to("cpu", torch.float64).numpy() - a_mat @ center
-        codes = res.codes
-        if keep is not None:  # regions that the mending reduced to nothing
-            kn = keep.numpy()
-            a_mat, b_vec = a_mat[kn], b_vec[kn]
-            codes = [(c[0][kn], c[1]) if isinstance(c, tuple) else c[kn] for c in codes]
         part = cls(
             slice=slc,
             vertices=verts,
@@ -344,6 +397,22 @@ class Partition:
             f"{self.seconds:.3g} s; {self.slice!r})"
         )
 
+    # notebook display: a picture and a summary table (splinecam.viz.notebook)
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .viz.notebook import mimebundle
+
+        return mimebundle(self, include, exclude)
+
+    def _repr_png_(self) -> bytes:
+        from .viz.notebook import partition_png
+
+        return partition_png(self)
+
+    def _repr_html_(self) -> str:
+        from .viz.notebook import partition_html
+
+        return partition_html(self)
+
     # ------------------------------------------------------------------ geometry
     def region_sizes(self) -> np.ndarray:
         """Number of vertices of each region."""
@@ -387,8 +456,21 @@ class Partition:
         return self.vertices[self.region_vertices[idx]], nv
 
     def areas(self) -> np.ndarray:
-        """Area of each region, shape ``(R,)``."""
-        return _shoelace(self.vertices[self.region_vertices], self.region_ptr)
+        """Area of each region, shape ``(R,)`` (``inf`` where it exceeds the float64 range: a
+        domain of half-width above about 1e154; see :meth:`_scaled_areas`)."""
+        s = self._coord_scale()
+        with np.errstate(over="ignore"):
+            return self._scaled_areas() * s * s
+
+    def _coord_scale(self) -> float:
+        """The domain's half-width: the unit of the scaled computations (no overflow of products of
+        huge coordinates, no underflow of tiny ones)."""
+        dom = np.asarray(self.slice.domain, dtype=np.float64)
+        return float(np.max(0.5 * dom.max(0) - 0.5 * dom.min(0))) or 1.0
+
+    def _scaled_areas(self) -> np.ndarray:
+        """Area of each region divided by :meth:`_coord_scale` squared (finite on every domain)."""
+        return _shoelace(self.vertices[self.region_vertices] / self._coord_scale(), self.region_ptr)
 
     def centroids(self, regions: Any = None) -> np.ndarray:
         """Area centroid of each region, shape ``(R, 2)`` (of ``regions`` only, when given)."""
@@ -396,7 +478,8 @@ class Partition:
             poly, nv = self.padded_polygons(regions)
             valid = np.arange(poly.shape[1])[None] < nv[:, None]
             mean = (poly * valid[..., None]).sum(1) / np.maximum(nv, 1)[:, None]
-            q = np.where(valid[..., None], poly - mean[:, None], 0.0)
+            unit = self._coord_scale()  # scaled: products of huge coordinates would overflow
+            q = np.where(valid[..., None], (poly - mean[:, None]) / unit, 0.0)
             qn = np.roll(q, -1, axis=1)
             # the slot after the last valid one is slot 0
             last = np.maximum(nv - 1, 0)
@@ -407,7 +490,7 @@ class Partition:
             with np.errstate(invalid="ignore", divide="ignore"):
                 c = np.stack([(cr * (q[..., 0] + qn[..., 0])).sum(1), (cr * (q[..., 1] + qn[..., 1])).sum(1)], 1)
                 c = c / (3.0 * a[:, None])
-            return mean + np.where(np.isfinite(c), c, 0.0)
+            return mean + np.where(np.isfinite(c), c, 0.0) * unit
         p = self.vertices[self.region_vertices]
         ptr = self.region_ptr
         reg = np.repeat(np.arange(self.num_regions), np.diff(ptr))
@@ -417,7 +500,8 @@ class Partition:
         mean = np.stack(
             [np.bincount(reg, weights=p[:, i]) for i in range(2)], 1
         ) / np.diff(ptr)[:, None]
-        q = p - mean[reg]
+        sc_ = self._coord_scale()
+        q = (p - mean[reg]) / sc_  # scaled: products of huge coordinates would overflow
         qn = q[nxt]
         cr = q[:, 0] * qn[:, 1] - qn[:, 0] * q[:, 1]
         a = np.bincount(reg, weights=cr, minlength=self.num_regions)
@@ -426,7 +510,7 @@ class Partition:
         with np.errstate(invalid="ignore", divide="ignore"):
             c = np.stack([cx, cy], 1) / (3.0 * a[:, None])
         c = np.where(np.isfinite(c), c, 0.0)
-        return mean + c
+        return mean + c * sc_
 
     def interior_points(
         self, n: int = 1, seed: int | None = 0, margin: float = 0.05, regions: Any = None
@@ -649,6 +733,34 @@ class Partition:
         from .analysis.boundary import level_set
 
         return level_set(self, output=output, value=value)
+
+    def output_range(self, output: int = 0) -> OutputRange:
+        """The exact minimum and maximum of one output over the domain, with the points reaching
+        them; see :func:`splinecam.analysis.extremes.output_range`.
+
+        Parameters
+        ----------
+        output : int
+            Which output.
+
+        Returns
+        -------
+        OutputRange
+            ``min``, ``max`` and the slice points ``argmin_u``, ``argmax_u`` reaching them.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).double().eval()
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[1.0, -1.0]])); _ = net[0].bias.zero_()
+        >>> r = sc.partition(net, sc.Slice.box((-1, 1), (-1, 1))).output_range(0)
+        >>> r.min, r.max, r.argmax_u.tolist()
+        (-2.0, 2.0, [1.0, -1.0])
+        """
+        from .analysis.extremes import output_range
+
+        return output_range(self, output=output)
 
     def decision_regions(self) -> list[DecisionRegion]:
         """Connected components of the set where the network predicts each class, with exact areas.

@@ -43,19 +43,25 @@ def _check_domain(domain: Any) -> np.ndarray:
         raise SliceError(
             f"domain must be a (k, 2) array of k >= 3 polygon vertices, got shape {poly.shape}"
         )
-    scale = float(np.max(np.abs(poly - poly.mean(0)))) or 1.0
+    # every test on the polygon centred and scaled to about [-1, 1]: areas and cross products of
+    # huge coordinates (1e200) would overflow, and of tiny ones underflow
+    # (halves first: neither the sum nor the difference of two coordinates near 1e308 overflows)
+    mid = 0.5 * poly.max(0) + 0.5 * poly.min(0)
+    half = float(np.max(0.5 * poly.max(0) - 0.5 * poly.min(0))) or 0.5
+    q = 2.0 * ((0.5 * poly - 0.5 * mid) / half)
     # orientation from the shoelace formula; make it counter-clockwise
-    x, y = (poly - poly.mean(0)).T
+    x, y = (q - q.mean(0)).T
     area2 = float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
-    if abs(area2) <= 1e-14 * scale * scale:
+    if not abs(area2) > 1e-14:
         raise SliceError(
             "domain polygon has zero signed area: its vertices are collinear or the polygon crosses "
             "itself; give the vertices of a convex polygon in order around it"
         )
     if area2 < 0:
         poly = poly[::-1].copy()
-    e = np.roll(poly, -1, axis=0) - poly
-    if np.any(np.hypot(e[:, 0], e[:, 1]) <= 1e-14 * scale):
+        q = q[::-1].copy()
+    e = np.roll(q, -1, axis=0) - q
+    if np.any(np.hypot(e[:, 0], e[:, 1]) <= 1e-14):
         raise SliceError("domain polygon has repeated consecutive vertices; remove the duplicates")
     turn = e[:, 0] * np.roll(e[:, 1], -1) - e[:, 1] * np.roll(e[:, 0], -1)
     norms = np.hypot(e[:, 0], e[:, 1]) * np.roll(np.hypot(e[:, 0], e[:, 1]), -1)
@@ -278,6 +284,33 @@ class Slice:
         xx = _as_numpy(x, "x").reshape(-1, self.dim) - self.origin
         sol, *_ = np.linalg.lstsq(self.basis, xx.T, rcond=None)
         return sol.T
+
+    @property
+    def input_axes(self) -> tuple[int, int] | None:
+        """The two input coordinates that ``u`` *is*, or None for a general slice.
+
+        ``(i, j)`` (flat indices into the input) when the basis columns are the unit vectors
+        ``e_i`` and ``e_j`` and the origin is zero at ``i`` and ``j``, so that ``u_1 = x_i`` and
+        ``u_2 = x_j`` exactly: :meth:`box` gives ``(0, 1)``; an axis-aligned slice of a 3-D input at
+        height ``z = 0.5`` gives ``(0, 1)`` too. Plots label such axes ``x_{i+1}``, ``x_{j+1}``.
+
+        Examples
+        --------
+        >>> import numpy as np, splinecam as sc
+        >>> sc.Slice.box().input_axes
+        (0, 1)
+        >>> sc.Slice(origin=[0.0, 0.5, 0.0], basis=np.eye(3)[:, [0, 2]], domain=sc.Slice.box().domain).input_axes
+        (0, 2)
+        >>> print(sc.Slice.from_anchors(np.zeros(4)).input_axes)
+        None
+        """
+        b = self.basis
+        idx = np.argmax(np.abs(b), axis=0)
+        unit = np.zeros_like(b)
+        unit[idx, [0, 1]] = 1.0
+        if idx[0] == idx[1] or not np.array_equal(b, unit) or np.any(self.origin[idx] != 0):
+            return None
+        return int(idx[0]), int(idx[1])
 
     # ------------------------------------------------------------------ misc
     @property

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .engine.kinds import kind_for
 from .trace import evaluate_program, prepare_model, trace_model
 
 __all__ = [
@@ -165,13 +166,17 @@ def verify_partition(
     report = VerifyReport()
     slc = part.slice
     r = part.num_regions
-    areas = part.areas()
+    # areas in units of the domain's half-width (finite on huge domains as on tiny ones)
+    areas = part._scaled_areas() if hasattr(part, "_scaled_areas") else part.areas()
     dom = slc.domain
-    x, y = (dom - dom[0]).T
+    unit = part._coord_scale() if hasattr(part, "_scaled_areas") else 1.0
+    x, y = ((dom - dom[0]) / unit).T
     dom_area = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
     rel = abs(float(areas.sum()) - dom_area) / dom_area
+    with np.errstate(over="ignore"):
+        min_area = float(areas.min()) * unit * unit
     report.checks.append(Check("area", rel <= tol and bool((areas > 0).all()), rel, tol,
-                               f"(min area {areas.min():.3g})"))
+                               f"(min area {min_area:.3g})"))
     # overlap: sample the domain
     from .analysis.locate import RegionIndex
 
@@ -188,7 +193,7 @@ def verify_partition(
     # model evaluation at interior points (traced once; float64 whatever the partition's dtype)
     copy_, dev = prepare_model(model, dtype=torch.float64, device=None)
     program = trace_model(copy_)
-    bps = [np.asarray(program.steps[i].pwl.breakpoints, dtype=np.float64) for i in program.pwl_steps]
+    kinds = None
     if r <= max_regions:
         sel = np.arange(r)
         ip = part.interior_points(points_per_region, seed=seed)
@@ -209,7 +214,9 @@ def verify_partition(
             rr = rid[s : s + 4096]
             xin = slc.to_input(torch.as_tensor(u, dtype=torch.float64, device=dev))
             # (copies: a model whose first step works in place would overwrite its input)
-            y_eval, pres = evaluate_program(program, copy_, xin.clone())
+            y_eval, pres, in_shapes = evaluate_program(program, copy_, xin.clone(), with_shapes=True)
+            if kinds is None:
+                kinds = [kind_for(program.steps[i], shp, torch.float64, dev) for i, shp in zip(program.pwl_steps, in_shapes)]
             if s == 0:
                 # the step-by-step evaluation must be the model's own forward pass (on a few points)
                 m = min(len(u), 256)
@@ -221,30 +228,22 @@ def verify_partition(
             y_part = np.einsum("noi,ni->no", a_mat[rr], u) + b_vec[rr]
             aff_err = max(aff_err, float(np.abs(y_true - y_part).max()))
             out_scale = max(out_scale, float(np.abs(y_true).max()))
-            # a unit within rtol of a breakpoint relative to its layer at that point or to its
-            # own largest input over this batch (the engine snaps vertices within 1e-10 of a
-            # line's scale onto it: a sliver between nearly coincident lines may lie in that band),
-            # or within 1e-12 of the largest unit input of this batch (a layer that is identically
-            # zero there holds only rounding noise), is on a breakpoint: its code is not checked.
-            # (In torch, where the model ran: one pass per comparison, on every core.)
+            # a unit within rtol of a breakpoint (or, in a max over a group, of a tie) relative to
+            # its layer at that point or to its own largest input over this batch (the engine snaps
+            # vertices within 1e-10 of a line's scale onto it: a sliver between nearly coincident
+            # lines may lie in that band), or within 1e-12 of the largest unit input of this batch
+            # (a layer that is identically zero there holds only rounding noise), is on a
+            # breakpoint: its code is not checked
             batch_mag = max((float(p.abs().max()) for p in pres if p.numel()), default=0.0)
             unit_scale = max(unit_scale, batch_mag)
             for li, p in enumerate(pres):
-                if not p.numel():
-                    continue
-                b = bps[li]
-                if len(b) == 1:
-                    code = (p > float(b[0])).to(torch.int8)
-                    dist = (p - float(b[0])).abs_()
-                else:
-                    bt = torch.as_tensor(b, dtype=p.dtype, device=p.device)
-                    code = (p[..., None] > bt).sum(-1).to(torch.int8)
-                    dist = (p[..., None] - bt).abs_().amin(-1)
                 pa = p.abs()
-                mag = (tol * pa.amax(1, keepdim=True)).clamp_min_(noise * batch_mag)
+                mag = torch.clamp(tol * pa.amax(1, keepdim=True), min=noise * batch_mag)
                 mag = torch.maximum(mag, tol * pa.amax(0, keepdim=True)) + 1e-300
-                claimed = torch.from_numpy(part.layer_codes(li, rr)).to(p.device)
-                code_bad += int(((code != claimed) & (dist > mag)).sum())
+                code, clear_units = kinds[li].codes_at(p, mag)
+                code = code.cpu().numpy()
+                clear_units = clear_units.cpu().numpy()
+                code_bad += int(((code != part.layer_codes(li, rr)) & clear_units).sum())
     if not evaluator_ok:
         report.checks.append(Check("evaluator", False, 1.0, 0.0,
                                    "step-by-step evaluation differs from model(x); please report"))
@@ -295,10 +294,15 @@ def verify_partition(
 
 
 def _dist_to_boundary(p: np.ndarray, dom: np.ndarray) -> np.ndarray:
+    # in units of the domain's size (products of huge coordinates would overflow)
+    mid = 0.5 * dom.max(0) + 0.5 * dom.min(0)
+    unit = float(np.max(0.5 * dom.max(0) - 0.5 * dom.min(0))) or 1.0
+    p = (p - mid) / unit
+    dom = (dom - mid) / unit
     a = dom
     b = np.roll(dom, -1, axis=0)
     e = b - a
     d = p[:, None] - a[None]
     t = np.clip((d * e).sum(-1) / (e * e).sum(-1), 0, 1)
     q = a[None] + t[..., None] * e[None]
-    return np.hypot(*(p[:, None] - q).transpose(2, 0, 1)).min(1)
+    return np.hypot(*(p[:, None] - q).transpose(2, 0, 1)).min(1) * unit

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 import splinecam as sc
-from splinecam.engine.repair import mend_t_junctions
+from splinecam.engine.repair import mend_t_junctions, merge_equal_neighbours, weld_short_edges
 
 
 def _distinct_directions(rows: list[list[float]]) -> int:
@@ -124,3 +124,67 @@ def test_mend_leaves_a_consistent_graph_alone() -> None:
     ptr, rv = np.array([0, 4, 8]), np.array([0, 1, 2, 3, 1, 4, 5, 2])
     lab = np.array([-1, 5, -1, -1, -1, -1, -1, 5])
     assert mend_t_junctions(verts, ptr, rv, lab, scale=2.0) is None
+
+
+def test_two_pairs_of_nearly_coincident_lines_through_a_point_inside() -> None:
+    # (formerly a strict xfail of tests/test_known_issues.py) bias-free: all lines through the
+    # origin (inside the domain); units 4 and 5 are units 0 and 2 times 1000, rounded to float32
+    # (about 1e-8 rad from their twins). Exact: 2 regions for each of the 5 distinct directions.
+    # The engine made an 11th region of area 2e-24 whose neighbour had the same codes: a triangle
+    # with two "origin" vertices 2.2e-16 apart (the origin computed on two edges). Edges shorter
+    # than 1e-12 of the domain's scale are now welded (splinecam.engine.repair.weld_short_edges).
+    w = [[0.4000653326511383, -1.1325478553771973], [-0.8768719434738159, 2.169421911239624],
+         [1.422790765762329, -0.30128252506256104], [1.422790765762329, -0.30128252506256104],
+         [400.0653381347656, -1132.5478515625], [1422.790771484375, -301.28253173828125]]
+    v = [[0.7665202021598816, -0.5524166226387024, 0.8464692831039429, -0.7628700137138367,
+          -1.1811894178390503, -1.3361998796463013]]
+    assert _distinct_directions(w) == 5
+    net = nn.Sequential(nn.Linear(2, 6, bias=False), nn.LeakyReLU(3.0), nn.Linear(6, 1, bias=False)).double().eval()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor(w, dtype=torch.float64))
+        net[2].weight.copy_(0.9 * torch.tensor(v, dtype=torch.float64))
+    slc = sc.Slice.box((-2.87793919646793, 4.076923306597608), (-1.8299797402124445, 2.910081047298775))
+    part = sc.partition(net, slc)
+    part.verify(net).raise_if_failed()
+    assert part.num_regions == 10 and np.all(part.areas() > 1e-12)
+    # no two vertices closer than 1e-12 of the domain's scale, no edge that short
+    e = part.vertices[part.edges[:, 1]] - part.vertices[part.edges[:, 0]]
+    assert np.abs(e).max(1).min() > 1e-12 * 3.5
+
+
+def test_weld_short_edges_drops_what_collapses() -> None:
+    # a unit square cut by x = 0.5 into two rectangles, plus a sliver triangle (0.5, 1), (0.5 + 1e-15, 1),
+    # (0.5, 0.5) between them: welding its 1e-15 edge reduces it to a segment
+    verts = np.array([[0, 0], [0.5, 0], [1, 0], [1, 1], [0.5 + 1e-15, 1], [0.5, 1], [0, 1], [0.5, 0.5]])
+    left = [0, 1, 7, 5, 6]
+    right = [1, 2, 3, 4, 7]
+    sliver = [7, 4, 5]
+    ptr = np.array([0, 5, 10, 13])
+    rv = np.array(left + right + sliver)
+    lab = np.array([-1, 3, 3, -1, -1, -1, -1, -1, 4, 3, 4, -1, 3])
+    out = weld_short_edges(verts, ptr, rv, lab, 1e-12)
+    assert out is not None
+    used, ptr2, rv2, lab2, keep = out
+    assert keep.tolist() == [0, 1] and used.tolist() == [0, 1, 2, 3, 4, 6, 7]
+    cyc = [used[rv2[ptr2[i]:ptr2[i + 1]]].tolist() for i in range(2)]
+    assert cyc[0] == [0, 1, 7, 4, 6] and cyc[1] == right  # vertex 5 is now vertex 4
+    assert weld_short_edges(verts, ptr, rv, lab, 1e-16) is None
+
+
+def test_merge_equal_neighbours_makes_one_convex_region() -> None:
+    # three regions of a 2 x 1 box: the left square, and the right square cut in two triangles by
+    # a diagonal that (same codes on both sides) is no cut; merged: the right square again
+    verts = np.array([[0, 0], [1, 0], [2, 0], [2, 1], [1, 1], [0, 1]], dtype=float)
+    ptr = np.array([0, 4, 7, 10])
+    rv = np.array([0, 1, 4, 5, 1, 2, 3, 1, 3, 4])
+    lab = np.array([-1, 7, -1, -1, -1, -1, 9, 9, -1, 7])
+    out = merge_equal_neighbours(ptr, rv, lab, np.array([[1, 2]]), np.array([1.0, 0.5, 0.5]), len(verts))
+    assert out is not None
+    used, ptr2, rv2, lab2, keep = out
+    assert keep.tolist() == [0, 1] and np.diff(ptr2).tolist() == [4, 4]
+    cyc = used[rv2[ptr2[1]:ptr2[2]]].tolist()
+    k = cyc.index(1)
+    assert cyc[k:] + cyc[:k] == [1, 2, 3, 4]
+    assert sorted(lab2[ptr2[1]:ptr2[2]].tolist()) == [-1, -1, -1, 7]
+    # a group whose union is not one simple cycle is left alone
+    assert merge_equal_neighbours(ptr, rv, lab, np.zeros((0, 2), np.int64), np.ones(3), len(verts)) is None

@@ -302,6 +302,21 @@ def test_noise_line_does_not_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     er = dense.edge_regions[(dense.edge_regions >= 0).all(1)]
     same = (np.abs(a[er[:, 0]] - a[er[:, 1]]).max((1, 2)) <= 1e-12) & (np.abs(b[er[:, 0]] - b[er[:, 1]]).max(1) <= 1e-15)
     assert not same.any()  # no two neighbours share one affine map
-    # without the floor the plain path makes the needless cut again (the test can fail)
-    monkeypatch.setattr(engine, "_NOISE_FLOOR", 0.0)
-    assert _run(model, slc, "dense", monkeypatch)[0].num_regions == 17
+
+
+def test_noise_floor_keeps_a_line_of_rounding_noise_from_cutting() -> None:
+    # (whether the plain path's sums leave such noise on the net above depends on the CPU's
+    # summation order; this is the mechanism on its own) a unit whose coefficients are rounding
+    # noise, 1e-19, on a layer of scale 1: it cuts without the floor, not with it
+    from splinecam.engine.cutting import _cut_layer
+    from splinecam.engine.geometry import Polygons
+
+    dom = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]], dtype=torch.float64)
+    poly = Polygons(dom, torch.arange(1, 5)[None] * 7919, torch.full((1, 4), -1), torch.tensor([4]))
+    pre = torch.tensor([[[0.3, 1e-19], [1.0, 1e-19], [0.0, -1e-19]]], dtype=torch.float64)  # (1, 3, 2 units)
+    bps = torch.zeros(1, dtype=torch.float64)
+    floor = engine._NOISE_FLOOR * 1.0
+    noisy, _, _, _ = _cut_layer(poly, pre, bps, 1.0, 0, None, 0.0)
+    clean, _, _, _ = _cut_layer(poly, pre, bps, 1.0, 0, None, floor)
+    assert len(noisy) > 2  # the real unit's line and the noise line
+    assert len(clean) == 2  # the real unit's line only

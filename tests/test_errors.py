@@ -74,14 +74,36 @@ def test_functional_gelu_in_forward():
     assert "not piecewise-linear" in str(info.value)
 
 
-def test_maxpool_is_not_supported_yet():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 1))
+def test_hardswish_is_refused_with_its_path():
+    # quadratic between -3 and 3: not piecewise-linear
+    model = nn.Sequential(nn.Linear(2, 4), nn.Hardswish(), nn.Linear(4, 1))
+    with pytest.raises(NotPiecewiseLinearError) as info:
+        sc.partition(model.eval(), BOX)
+    msg = str(info.value)
+    assert "1 (Hardswish)" in msg and "not piecewise-linear" in msg
+
+
+def test_maxpool_with_indices_is_refused():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
     sl = sc.Slice.from_anchors(torch.zeros(1, 1, 4, 4), pad=1.0)
     with pytest.raises(NotPiecewiseLinearError) as info:
         sc.partition(model.eval(), sl)
     msg = str(info.value)
-    assert "2 (MaxPool2d)" in msg
-    assert "not supported yet" in msg
+    assert "2 (MaxPool2d)" in msg and "return_indices" in msg
+
+
+class MaxOverBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).amax(0, keepdim=True) + self.fc(x).amax(-2, keepdim=True)
+
+
+def test_max_over_the_batch_axis_is_refused():
+    with pytest.raises(UnsupportedModelError, match="batch axis"):
+        sc.partition(MaxOverBatch().eval(), BOX)
 
 
 class Square(nn.Module):

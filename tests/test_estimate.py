@@ -33,7 +33,30 @@ def _cnn() -> tuple[nn.Module, torch.Tensor]:
     return net.eval(), torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(2))
 
 
+class _Maxout(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.a = nn.Linear(2, 24)
+        self.b = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x).reshape(-1, 8, 3).amax(-1))
+
+
+def _maxpool_cnn() -> tuple[nn.Module, sc.Slice]:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 3))
+    x = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    return net.eval(), sc.Slice.from_anchors(x, pad=2.0, seed=0)
+
+
 CASES = {
+    "maxout": lambda: (_Maxout().eval(), sc.Slice.box((-2, 2), (-2, 2))),
+    "maxpool cnn": _maxpool_cnn,
+    "hardtanh relu6": lambda: ((lambda: (torch.manual_seed(6), nn.Sequential(
+        nn.Linear(2, 16), nn.Hardtanh(), nn.Linear(16, 16), nn.ReLU6(), nn.Linear(16, 1)).eval())[1])(),
+        sc.Slice.box((-2, 2), (-2, 2))),
     "relu 16x1": lambda: (_mlp(16, 1, 0), sc.Slice.box((-2, 2), (-2, 2))),
     "relu 24x3": lambda: (_mlp(24, 3, 1), sc.Slice.box((-2, 2), (-1, 3))),
     "leaky 20x4": lambda: (_mlp(20, 4, 2, act=lambda: nn.LeakyReLU(0.1)), sc.Slice.box((-3, 3), (-3, 3))),
@@ -210,9 +233,9 @@ def test_verify_quick_has_a_fixed_cost_and_still_checks(monkeypatch):
     seen: list[int] = []
     real = v.evaluate_program
 
-    def counting(program, model, x):
+    def counting(program, model, x, **kw):
         seen.append(len(x))
-        return real(program, model, x)
+        return real(program, model, x, **kw)
 
     monkeypatch.setattr(v, "evaluate_program", counting)
     full = part.verify(model)

@@ -7,6 +7,7 @@ this process; the test checks the files it wrote (real images, not blank) and th
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import subprocess
 import sys
@@ -29,7 +30,9 @@ OUTPUTS = {
     "visualize_mlp_random": ["visualize_mlp_random.png"],
     "visualize_cnn_random": ["visualize_cnn_random.png"],
     "inr_2d": ["inr_2d.png"],
+    "neural_sdf": ["neural_sdf.png"],
     "training_dynamics": ["training_dynamics.gif"],
+    "local_complexity": ["local_complexity.png"],
 }
 
 
@@ -108,7 +111,9 @@ def test_example_conventions(name):
     assert 'if __name__ == "__main__":' in src
 
 
-@pytest.mark.parametrize("name", ["toy2d", "visualize_mlp_random", "visualize_cnn_random", "inr_2d"])
+@pytest.mark.parametrize(
+    "name", ["toy2d", "visualize_mlp_random", "visualize_cnn_random", "inr_2d", "neural_sdf", "local_complexity"]
+)
 def test_example_fast(name, tmp_path, capsys):
     summary = load_example(name).main(["--fast", "--out", str(tmp_path)])
     for f in OUTPUTS[name]:
@@ -130,6 +135,16 @@ def test_toy2d_summary(tmp_path):
         assert 0.5 <= st["accuracy"] <= 1.0
 
 
+def test_local_complexity_compares_the_point_sets(tmp_path):
+    summary = load_example("local_complexity").main(["--fast", "--out", str(tmp_path)])
+    tables = summary["tables"]
+    assert list(tables) == ["training", "test", "random"]
+    assert all(len(t) == 64 for t in tables.values())
+    for name, t in tables.items():
+        assert summary["num_regions"][name] == int(t["num_regions"].sum())
+        assert summary["medians"][name]["density"] == float(np.median(t["density"]))
+
+
 def test_visualize_mlp_random_is_deterministic(tmp_path):
     mod = load_example("visualize_mlp_random")
     a = mod.main(["--fast", "--out", str(tmp_path / "a")])["partition"]
@@ -147,6 +162,27 @@ def test_visualize_cnn_random_matches_the_original_network():
     bn = model[1]
     assert not torch.allclose(bn.running_var, torch.ones(6)) and not torch.allclose(bn.running_mean, torch.zeros(6))
     assert tuple(model(anchor).shape) == (1, 10)
+
+
+def test_neural_sdf_level_sets_are_exact(tmp_path):
+    """The zero level sets of the three slices: the real network is zero on them, they lie on the
+    slices' planes in R^3, and (fitted even briefly) they follow the torus's surface."""
+    mod = load_example("neural_sdf")
+    summary = mod.main(["--fast", "--out", str(tmp_path)])
+    model = summary["model"]
+    assert not model.training
+    ref = copy.deepcopy(model).double()  # the partition is exact for the float32 weights in float64
+    for part, ls, (_name, origin, basis, _labels) in zip(summary["partitions"], summary["level_sets"], mod.SLICES):
+        assert part.slice.input_shape == (3,) and part.slice.dim == 3
+        assert ls.kind == "level_set" and ls.length > 0 and ls.closed.all()
+        u, x = ls.sample(200, seed=1)
+        # on the slice's plane: x = origin + basis @ u
+        np.testing.assert_allclose(x, np.asarray(origin) + u @ np.asarray(basis, dtype=float).T, atol=1e-12)
+        with torch.no_grad():
+            f = ref(torch.as_tensor(x)).numpy()[:, 0]
+        assert np.abs(f).max() < 1e-9, np.abs(f).max()
+        assert np.abs(mod.torus_sdf(x)).mean() < 0.2
+    assert summary["level_set_residual"] < 1e-5 and summary["level_set_distance"] < 0.2
 
 
 def test_training_dynamics_fast(tmp_path, capsys):

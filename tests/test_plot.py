@@ -131,7 +131,9 @@ def test_continuous_colourings(part, ax, color_by):
         assert isinstance(pc.norm, matplotlib.colors.LogNorm)
         areas = np.abs(part.areas())
         np.testing.assert_allclose(pc.get_array(), areas)
-        assert pc.norm.vmin == pytest.approx(areas.min()) and pc.norm.vmax == pytest.approx(areas.max())
+        # limits from the 2nd and 98th percentiles of the log areas, not the extremes
+        lq = np.quantile(np.log(areas[areas > 0]), [0.02, 0.98])
+        assert np.log(pc.norm.vmin) == pytest.approx(lq[0]) and np.log(pc.norm.vmax) == pytest.approx(lq[1])
         assert isinstance(art.colorbar.norm, matplotlib.colors.LogNorm)
 
 
@@ -388,3 +390,193 @@ def test_hundred_thousand_regions_plot_fast(tmp_path):
     dt2 = time.perf_counter() - t0
     assert len(art2.regions.get_paths()) == g.num_regions
     assert dt2 < 30, f"plot_partition(list of 100k polygons) took {dt2:.1f} s"
+
+
+# ----------------------------------------------------------------------------- pictures that explain themselves
+def test_slice_input_axes():
+    assert sc.Slice.box().input_axes == (0, 1)
+    dom = sc.Slice.box().domain
+    assert sc.Slice(origin=[0.0, 0.0, 0.7], basis=np.eye(3)[:, :2], domain=dom).input_axes == (0, 1)
+    assert sc.Slice(origin=[0.3, 0.0, 0.0], basis=np.eye(3)[:, [2, 1]], domain=dom).input_axes == (2, 1)
+    # not input coordinates: shifted along an axis of the slice, scaled, rotated, or a random slice
+    assert sc.Slice(origin=[0.5, 0.0], basis=np.eye(2), domain=dom).input_axes is None
+    assert sc.Slice(origin=np.zeros(2), basis=2 * np.eye(2), domain=dom).input_axes is None
+    c, s = np.cos(0.3), np.sin(0.3)
+    assert sc.Slice(origin=np.zeros(2), basis=[[c, -s], [s, c]], domain=dom).input_axes is None
+    assert sc.Slice.from_anchors(np.zeros(5), seed=0).input_axes is None
+
+
+def test_axis_labels_by_default(part, ax):
+    part.plot(ax=ax, boundary=False)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("$x_1$", "$x_2$")
+    net = _mlp(1, (5, 8, 2))
+    p = sc.partition(net, sc.Slice.from_anchors(np.zeros(5), pad=1.0, seed=0))
+    f, a = plt.subplots()
+    p.plot(ax=a, boundary=False)
+    assert (a.get_xlabel(), a.get_ylabel()) == ("$u_1$", "$u_2$")
+    # an axis-aligned slice of a 3-D input names its input coordinates
+    net3 = _mlp(2, (3, 6, 1))
+    p3 = sc.partition(net3, sc.Slice(origin=[0.0, 0.2, 0.0], basis=np.eye(3)[:, [0, 2]], domain=sc.Slice.box().domain))
+    f3, a3 = plt.subplots()
+    p3.plot(ax=a3, boundary=False)
+    assert (a3.get_xlabel(), a3.get_ylabel()) == ("$x_1$", "$x_3$")
+    # explicit labels, none, and labels the user set before are kept
+    f4, a4 = plt.subplots(1, 3)
+    part.plot(ax=a4[0], boundary=False, axis_labels=("width", "height"))
+    assert (a4[0].get_xlabel(), a4[0].get_ylabel()) == ("width", "height")
+    part.plot(ax=a4[1], boundary=False, axis_labels=False)
+    assert (a4[1].get_xlabel(), a4[1].get_ylabel()) == ("", "")
+    a4[2].set_xlabel("mine")
+    part.plot(ax=a4[2], boundary=False)
+    assert (a4[2].get_xlabel(), a4[2].get_ylabel()) == ("mine", "$x_2$")
+    with pytest.raises(ValueError, match="axis_labels"):
+        part.plot(ax=a4[2], boundary=False, axis_labels=("one",))
+    for fig in (f, f3, f4):
+        plt.close(fig)
+
+
+def _legend_entries(art):
+    leg = art.legend
+    assert leg is not None
+    return {t.get_text(): h for t, h in zip(leg.get_texts(), leg.legend_handles)}
+
+
+def test_legend_classes_data_boundary(part, ax):
+    X = torch.randn(60, 2, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(60) % 3
+    art = part.plot(ax=ax, color_by="class", data=(X, y), legend=True)
+    ent = _legend_entries(art)
+    cls = scp._class_of_regions(part)
+    fc = art.regions.get_facecolor()
+    for c in np.unique(cls):
+        # the legend's patch has the colour of the regions of that class
+        np.testing.assert_allclose(ent[f"regions of class {c}"].get_facecolor(), fc[cls == c][0])
+    data_fc = art.data.get_facecolors()
+    for c in range(3):
+        np.testing.assert_allclose(
+            matplotlib.colors.to_rgba(ent[f"data: class {c}"].get_markerfacecolor()), data_fc[y.numpy() == c][0]
+        )
+    assert ent["decision boundary"].get_color() == "r"
+    assert art.legend is ax.get_legend()
+    # names, and nothing when legend=False
+    art2 = part.plot(ax=ax, color_by="class", data=(X, y), legend=True, class_names=["cat", "dog", "emu"])
+    assert {"regions of dog", "data: emu"} <= set(_legend_entries(art2))
+    with pytest.raises(ValueError, match="class_names"):
+        part.plot(ax=ax, color_by="class", legend=True, class_names=["cat"])
+    assert part.plot(ax=ax).legend is None
+
+
+def test_legend_layers_and_anchors(ax):
+    net = _mlp(3, (4, 8, 8, 2))
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    p = sc.partition(net, sc.Slice.from_anchors(x, pad=1.0, seed=0))
+    art = p.plot(ax=ax, color_by="random", edges_by_layer=True, legend=True)
+    ent = _legend_entries(art)
+    layers = np.unique(p.edge_layer[p.edge_layer >= 0])
+    assert len(layers) == 2
+    # each layer's legend line has the colour its borders are drawn in
+    colours = art.edges.to_rgba(art.edges.get_array())
+    segs_layer = p.edge_layer[p.edge_layer >= 0]
+    for li in layers:
+        h = ent[f"borders made by layer {li} ({p.layer_names[li]})"]
+        np.testing.assert_allclose(matplotlib.colors.to_rgba(h.get_color()), colours[segs_layer == li][0])
+    assert "anchors" in ent and "decision boundary" in ent
+    # one output: the boundary is named with its threshold
+    p1 = sc.partition(_mlp(1, (2, 10, 10, 1)), sc.Slice.box((-2, 2), (-2, 2)))
+    assert "decision boundary (output = 0.5)" in _legend_entries(p1.plot(ax=ax, threshold=0.5, legend=True))
+
+
+def _luminance(rgba: np.ndarray) -> np.ndarray:
+    rgba = np.atleast_2d(rgba)
+    return rgba[:, :3] @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def test_class_data_points_stand_out_on_their_regions(ax):
+    """Points of class c on regions of class c: different colours, darker, with black edges (checked
+    in the rendered pixels too)."""
+    from splinecam.datasets import two_moons
+    from splinecam.training import mlp, train_classifier
+
+    X, y = two_moons(200, seed=0)
+    model, acc = train_classifier(mlp(width=12, depth=2, out_dim=2, seed=0), X, y, steps=200)
+    assert acc > 0.8
+    p = sc.partition(model, sc.Slice.box((-2, 3), (-1.5, 2)))
+    fig = ax.figure
+    fig.set_size_inches(6, 5)
+    art = p.plot(ax=ax, color_by="class", data=(X, y), boundary=False, data_size=30)
+    reg = p.locate(X)
+    fc_reg = art.regions.get_facecolor()[reg]
+    fc_pts = art.data.get_facecolors()
+    assert np.all(np.abs(fc_reg - fc_pts)[:, :3].max(1) > 0.25)
+    assert np.all(_luminance(fc_pts) < _luminance(fc_reg) - 0.15)
+    np.testing.assert_allclose(art.data.get_edgecolors()[:, :3], 0.0)
+    # in the picture: the pixel at a point's centre is its colour, not its region's
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba(), dtype=np.float64)[..., :3] / 255
+    xy = ax.transData.transform(np.asarray(X, dtype=np.float64))
+    h = img.shape[0]
+    own = [np.abs(img[int(h - yy), int(xx)] - fc_pts[i, :3]).max() < 0.12 for i, (xx, yy) in enumerate(xy)]
+    assert np.mean(own) > 0.8  # points covered by other points excepted
+
+
+def test_area_colour_limits_ignore_slivers(ax):
+    g = grid_partition(10, 10, h=0.1)
+    areas = np.full(g.num_regions, 0.01)
+    areas[0] = 2.6e-14  # one sliver, as in a real partition
+    lo, hi = scp.area_limits(areas)
+    assert lo == pytest.approx(0.01) and hi == pytest.approx(0.01 * (1 + 1e-12))
+    spread = np.logspace(-6, 0, 1001)
+    lo, hi = scp.area_limits(spread)
+    assert lo == pytest.approx(10 ** (-6 + 0.02 * 6)) and hi == pytest.approx(10 ** (-6 + 0.98 * 6))
+    assert scp.area_limits(spread, vmin=1e-9, vmax=2.0) == (1e-9, 2.0)
+    with pytest.raises(ValueError, match="positive"):
+        scp.area_limits(spread, vmin=0.0)
+    # on a real partition: limits are the log-area percentiles, the colorbar shows the clipped ends
+    p = sc.partition(_mlp(0), sc.Slice.box((-2, 2), (-2, 2)))
+    art = p.plot(ax=ax, color_by="area", boundary=False)
+    a = np.abs(p.areas())
+    assert art.regions.norm.vmin > a.min() and art.regions.norm.vmax < a.max()
+    assert art.colorbar.extend == "both"
+    # many regions get distinct colours (the old min/max scale gave nearly all one colour)
+    cols = art.regions.to_rgba(art.regions.get_array())
+    assert len(np.unique(np.round(cols, 2), axis=0)) > 20
+
+
+def test_outlines_dropped_when_regions_are_tiny():
+    from matplotlib.figure import Figure
+
+    def lw(part, figsize, dpi, **kw):
+        ax = Figure(figsize=figsize, dpi=dpi).add_subplot()
+        art = part.plot(ax=ax, boundary=False, colorbar=False, **kw)
+        return float(np.max(art.regions.get_linewidths()))
+
+    big = grid_partition(100, 100, h=0.01)  # 10,000 regions
+    small = grid_partition(10, 10, h=0.1)
+    assert lw(small, (4, 4), 100) == pytest.approx(0.3)
+    # ~3 px per region at 4 in x 100 dpi: no outlines; ~14 px at 12 in x 150 dpi: outlines
+    assert lw(big, (4, 4), 100) == 0.0
+    assert lw(big, (12, 12), 150) == pytest.approx(0.3)
+    assert not scp.outlines_visible(big, Figure(figsize=(4, 4), dpi=100).add_subplot())
+    # what the user asks for wins
+    assert lw(big, (4, 4), 100, linewidth=0.3) == pytest.approx(0.3)
+    ax = Figure(figsize=(4, 4), dpi=100).add_subplot()
+    art = big.plot(ax=ax, boundary=False, edgecolor="k")
+    assert float(np.max(art.regions.get_linewidths())) == pytest.approx(0.3)
+    np.testing.assert_allclose(art.regions.get_edgecolor()[0], [0, 0, 0, 1])
+
+
+def test_hundred_thousand_regions_default_plot_shows_the_fills(tmp_path):
+    """Default outlines on 100k regions would paint the picture white; dropped, the fills show."""
+    g = grid_partition(320, 320, h=0.01)
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=60)
+    vals = np.zeros(g.num_regions)
+    art = g.plot(ax=ax, color_by=vals, boundary=False, colorbar=False, cmap="gray", vmin=0, vmax=1)
+    assert float(np.max(art.regions.get_linewidths())) == 0.0
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba(), dtype=np.float64)[..., :3]
+    x0, y0 = ax.transData.transform((0.5, 0.5))
+    x1, y1 = ax.transData.transform((2.7, 2.7))
+    h = img.shape[0]
+    inner = img[int(h - y1) : int(h - y0), int(x0) : int(x1)]
+    assert inner.mean() < 20  # black fills, not white outlines
+    plt.close(fig)

@@ -320,18 +320,78 @@ def test_statistics_columns():
 
 def test_plot_statistics():
     rec = _recorded(3)
-    fig, ax = plt.subplots()
-    lines = rec.plot_statistics(("num_regions", "boundary_length"), ax=ax)
-    assert len(lines) == 2
-    np.testing.assert_array_equal(lines[0].get_xdata(), [0, 10, 20])
-    np.testing.assert_array_equal(lines[0].get_ydata(), rec.statistics()["num_regions"])
-    plt.close(fig)
+    cols = rec.statistics()
     fig, axes = plt.subplots(2, 1)
     lines = rec.plot_statistics(["num_regions", "loss"], ax=axes)
-    assert lines[1].axes is axes[1]
+    assert lines[1].axes is axes[1] and list(lines.axes) == list(axes)
+    np.testing.assert_array_equal(lines[0].get_xdata(), [0, 10, 20])
+    np.testing.assert_array_equal(lines[0].get_ydata(), cols["num_regions"])
     plt.close(fig)
+    fig, ax = plt.subplots()
     with pytest.raises(KeyError, match="no statistic"):
         rec.plot_statistics("nope", ax=ax)
+    with pytest.raises(ValueError, match="one per key"):
+        rec.plot_statistics(["num_regions", "loss"], ax=[ax])
+    with pytest.raises(ValueError, match="empty"):
+        rec.plot_statistics([], ax=ax)
+    one = rec.plot_statistics("num_regions", ax=ax)
+    assert one.axes == [ax] and ax.get_ylabel() == "num_regions"
+    plt.close(fig)
+
+
+def _overlap(a, b) -> bool:
+    return a.width > 0 and b.width > 0 and a.overlaps(b)
+
+
+def test_plot_statistics_one_axes_per_statistic():
+    """The docs' call: one axes, two statistics of very different sizes -> two stacked axes, each
+    scaled to its own statistic, sharing the step axis; integer ticks for counts; no overlapping text."""
+    rec = _recorded(4)
+    cols = rec.statistics()
+    assert cols["num_regions"].min() > 5 * cols["boundary_length"].max()  # ~70 vs ~5
+    fig, ax = plt.subplots()
+    p = rec.plot_statistics(["num_regions", "boundary_length"], ax=ax)
+    assert len(p) == 2 and len(p.axes) == 2 and p.axes[0] is not p.axes[1] and p.figure is fig
+    assert ax not in fig.axes and len(fig.axes) == 2  # its place was split
+    for line, a, k in zip(p, p.axes, ["num_regions", "boundary_length"]):
+        assert line.axes is a and a.get_ylabel() == k
+        lo, hi = a.get_ylim()
+        v = cols[k]
+        # each axis spans its own statistic (not both)
+        assert lo <= v.min() and hi >= v.max() and hi - lo < 3 * (v.max() - v.min()) + 1e-9
+    assert p.axes[0].get_shared_x_axes().joined(p.axes[0], p.axes[1])
+    assert p.axes[0].get_xlabel() == "" and p.axes[1].get_xlabel() == "step"
+    fig.canvas.draw()
+    ticks = p.axes[0].get_yticks()
+    visible = ticks[(ticks >= p.axes[0].get_ylim()[0]) & (ticks <= p.axes[0].get_ylim()[1])]
+    assert len(visible) >= 2 and np.all(visible == np.round(visible))  # integer counts
+    assert np.all(p.axes[1].get_xticks() == np.round(p.axes[1].get_xticks()))  # integer steps
+    # no colliding text: tick labels and axis labels of different axes do not overlap
+    r = fig.canvas.get_renderer()
+    texts = []
+    for a in p.axes:
+        (x0, x1), (y0, y1) = sorted(a.get_xlim()), sorted(a.get_ylim())
+        # the labels drawn: those of ticks inside the view limits
+        items = [a.yaxis.label] + [t for t in a.get_yticklabels() if y0 <= t.get_position()[1] <= y1]
+        items += [t for t in a.get_xticklabels() if t.get_visible() and x0 <= t.get_position()[0] <= x1]
+        items += [a.xaxis.label]
+        texts.append([t.get_window_extent(r) for t in items if t.get_text()])
+    for b0 in texts[0]:
+        for b1 in texts[1]:
+            assert not _overlap(b0, b1)
+    plt.close(fig)
+    # ax=None: stacked axes on a new figure when the current one has axes
+    f0, _ = plt.subplots()
+    p2 = rec.plot_statistics(["num_regions", "boundary_length", "loss"])
+    assert p2.figure is not f0 and len(p2.figure.axes) == 3 and len(f0.axes) == 1
+    plt.close("all")
+    # an axes placed by hand is split too
+    fig = plt.figure()
+    a = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    p3 = rec.plot_statistics(["num_regions", "loss"], ax=a)
+    y0 = [ax_.get_position().y0 for ax_ in p3.axes]
+    assert y0[0] > y0[1] and p3.axes[0].get_position().y0 >= p3.axes[1].get_position().y1
+    plt.close(fig)
 
 
 # ============================================================================ animation

@@ -9,8 +9,15 @@ boundary is the border between cells of different classes:
   clipping every region polygon by the half-planes ``f_c - f_j >= 0``, batched over all regions at
   once);
 * along a region edge, the parts where the class on one side differs from the class on the other
-  side (the network is continuous, so this happens only where the top two logits tie all along the
+  side (in a continuous network this happens only where the top two logits tie all along the
   edge, e.g. ``relu(x)`` against ``relu(-x)``).
+
+Networks with a nonlinearity that jumps (Hardshrink, Threshold, :class:`splinecam.layers.Sawtooth`):
+the logits are discontinuous across that nonlinearity's edges, so the class can change across such an
+edge without any tie. The boundary is still the set where the class changes: those edge pieces are
+boundary segments, but there the top logits are not equal (each side's limit has its own winner),
+and :meth:`DecisionBoundary.sample` points on them lie on a jump. Everywhere else the boundary's
+points tie, as in a continuous network.
 
 Only the places where the *top* class changes are boundary: the lines ``f_i = f_j`` where neither
 ``i`` nor ``j`` is on top are not (the original SplineCam toolbox returned them).
@@ -228,6 +235,22 @@ class DecisionBoundary:
             f"length {self.length:.6g}{pairs})"
         )
 
+    # notebook display: a picture and a summary table (splinecam.viz.notebook)
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from ..viz.notebook import mimebundle
+
+        return mimebundle(self, include, exclude)
+
+    def _repr_png_(self) -> bytes:
+        from ..viz.notebook import boundary_png
+
+        return boundary_png(self)
+
+    def _repr_html_(self) -> str:
+        from ..viz.notebook import boundary_html
+
+        return boundary_html(self)
+
 
 # =========================================================================== argmax cells
 @dataclass
@@ -341,9 +364,28 @@ def _region_edge_ids(part: Any) -> np.ndarray:
     return order[pos]
 
 
-def _argmax_cells(part: Any, a: np.ndarray, b: np.ndarray) -> _Cells:
-    """Clip every region by ``f_c >= f_j`` for all ``j`` (per class ``c``), batched over regions."""
+def _centred(part: Any, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The centre ``c`` of the slice's domain (the engine's origin) and the logits' constants in
+    coordinates centred on it, ``b + A @ c``.
+
+    Everything below works in centred coordinates ``u - c``, as the engine does: on a small domain
+    far from the origin the absolute coordinates' rounding (``|c|`` ulps) would be comparable with
+    the domain itself, and logits evaluated there would cancel. Translating a slice then changes
+    nothing.
+    """
+    c = np.asarray(part.slice.center, dtype=np.float64)
+    return c, b + np.einsum("rcd,d->rc", a, c)
+
+
+def _argmax_cells(part: Any, a: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None) -> _Cells:
+    """Clip every region by ``f_c >= f_j`` for all ``j`` (per class ``c``), batched over regions.
+
+    ``b`` and all coordinates (of the cells, and of the edge pieces' parameters) are relative to
+    ``centre`` (see :func:`_centred`; None: the origin).
+    """
+    c0 = np.zeros(2) if centre is None else np.asarray(centre, dtype=np.float64)
     poly, nv0 = part.padded_polygons()
+    poly = poly - c0
     r, k, _ = poly.shape
     c_num = a.shape[1]
     # region polygon edge labels: the planar edge each polygon edge lies on
@@ -352,10 +394,12 @@ def _argmax_cells(part: Any, a: np.ndarray, b: np.ndarray) -> _Cells:
     valid0 = slots[None] < nv0[:, None]
     lab0 = np.full((r, k), -1, dtype=np.int64)
     lab0[valid0] = eid
-    # logits at region vertices; scale and tolerance per region
+    # logits at region vertices; one tolerance for the whole partition (EPS x the largest logit
+    # on the domain): a tolerance scaled region by region would call two logits tied on some
+    # regions and not on others (f against f + 1e-12), and make a boundary between them
     fv = np.einsum("rcd,rkd->rkc", a, poly) + b[:, None, :]  # (R, K, C)
     scale = np.where(valid0[..., None], np.abs(fv), 0.0).max(axis=(1, 2))
-    tol = EPS * scale
+    tol = np.full(r, EPS * (float(scale.max()) if r else 0.0))
     span = poly.max(1) - poly.min(1)
     area_tol = 1e-14 * span[:, 0] * span[:, 1]
 
@@ -440,7 +484,7 @@ def _argmax_cells(part: Any, a: np.ndarray, b: np.ndarray) -> _Cells:
     er = np.asarray(part.edge_regions, dtype=np.int64)
     inner = (er[e] >= 0).all(1)
     ci, ki, e = ci[inner], ki[inner], e[inner]
-    verts = np.asarray(part.vertices, dtype=np.float64)
+    verts = np.asarray(part.vertices, dtype=np.float64) - c0
     ev = np.asarray(part.edges, dtype=np.int64)
     p0 = verts[ev[e, 0]]
     d = verts[ev[e, 1]] - p0
@@ -508,9 +552,11 @@ def _other_side_class(
 
 
 def _boundary_segments(
-    part: Any, a: np.ndarray, b: np.ndarray, cells: _Cells
+    part: Any, a: np.ndarray, b: np.ndarray, cells: _Cells, centre: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All boundary segments ``(seg (S, 2, 2), region (S,), classes (S, 2), edge (S,))``."""
+    """All boundary segments ``(seg (S, 2, 2), region (S,), classes (S, 2), edge (S,))``, in
+    coordinates relative to ``centre`` (as ``b`` and ``cells``, see :func:`_argmax_cells`)."""
+    c0 = np.zeros(2) if centre is None else np.asarray(centre, dtype=np.float64)
     # -- inside regions: cell edges made by a cut, emitted from the side of the lower class
     n, kk, _ = cells.xy.shape
     sl = np.arange(kk)
@@ -535,7 +581,7 @@ def _boundary_segments(
     # -- along region edges: pieces whose classes differ on the two sides
     diff = cells.p_cls[:, 0] != cells.p_cls[:, 1]
     e = cells.p_edge[diff]
-    verts = np.asarray(part.vertices, dtype=np.float64)
+    verts = np.asarray(part.vertices, dtype=np.float64) - c0
     ev = np.asarray(part.edges, dtype=np.int64)
     p0 = verts[ev[e, 0]]
     dv = verts[ev[e, 1]] - p0
@@ -676,7 +722,10 @@ def _assemble(
     edge: np.ndarray,
     part: Any,
     kind: str,
+    centre: np.ndarray | None = None,
 ) -> DecisionBoundary:
+    """Chain the segments (relative to ``centre``) into polylines; the result is in slice coordinates."""
+    c0 = np.zeros(2) if centre is None else np.asarray(centre, dtype=np.float64)
     s = len(seg)
     if s == 0:
         return DecisionBoundary(
@@ -713,12 +762,12 @@ def _assemble(
         ends = np.cumsum(counts)
         starts = ends - counts
         # every polyline: the tails of its segments, then the head of the last one
-        polylines = [coords[np.r_[tails[a:z], heads[z - 1]]] for a, z in zip(starts, ends)]
+        polylines = [coords[np.r_[tails[a:z], heads[z - 1]]] + c0 for a, z in zip(starts, ends)]
         used_nodes = np.unique(np.r_[n0, n1])
         root = _components(num_nodes, n0, n1)
         ncomp = len(np.unique(root[used_nodes]))
     return DecisionBoundary(
-        segments=seg, regions=reg, classes=cls, edges=edge, polylines=polylines, closed=closed,
+        segments=seg + c0, regions=reg, classes=cls, edges=edge, polylines=polylines, closed=closed,
         segment_polyline=seg_poly, num_components=ncomp, kind=kind, slice=part.slice,
     )
 
@@ -867,12 +916,13 @@ def level_set(part: Any, output: int = 0, value: float = 0.0) -> DecisionBoundar
 
 
 def _compute(part: Any, a: np.ndarray, b: np.ndarray, kind: str, pair: tuple[int, int] | None) -> DecisionBoundary:
-    cells = _argmax_cells(part, a, b)
-    seg, reg, cls, edge = _boundary_segments(part, a, b, cells)
+    c, b = _centred(part, a, b)
+    cells = _argmax_cells(part, a, b, c)
+    seg, reg, cls, edge = _boundary_segments(part, a, b, cells, c)
     if pair is not None:
         sel = (cls[:, 0] == pair[0]) & (cls[:, 1] == pair[1])
         seg, reg, cls, edge = seg[sel], reg[sel], cls[sel], edge[sel]
-    return _assemble(seg, reg, cls, edge, part, kind)
+    return _assemble(seg, reg, cls, edge, part, kind, c)
 
 
 def _cells_for_part(part: Any, threshold: float = 0.0) -> _Cells:
@@ -882,4 +932,5 @@ def _cells_for_part(part: Any, threshold: float = 0.0) -> _Cells:
         a, b = _pseudo_logits(part, "level", 0, threshold)
     else:
         a, b = _pseudo_logits(part, "argmax")
-    return _argmax_cells(part, a, b)
+    c, b = _centred(part, a, b)
+    return _argmax_cells(part, a, b, c)

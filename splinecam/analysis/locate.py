@@ -67,9 +67,13 @@ class RegionIndex:
         b = np.take_along_axis(poly, nxt[..., None], 1)
         e = b - a
         d = u[pi][:, None] - a
-        cr = e[..., 0] * d[..., 1] - e[..., 1] * d[..., 0]
         ln = np.hypot(e[..., 0], e[..., 1])
-        ok = (cr >= -tol * np.maximum(ln, 1e-300)) | (np.arange(k)[None] >= nv[:, None]) | (ln == 0)
+        # signed distance to each edge's line, from the unit direction (a cross product of huge
+        # coordinates would overflow)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ux, uy = e[..., 0] / ln, e[..., 1] / ln
+        dist = ux * d[..., 1] - uy * d[..., 0]
+        ok = (dist >= -tol) | (np.arange(k)[None] >= nv[:, None]) | (ln == 0)
         return ok.all(1)
 
     def locate(self, u: np.ndarray, tol: float | None = None) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from .geometry import EPS, Polygons, _fmix, split_by_lines
+from .slices import Tol, _line_floor, _take
 
 __all__: list[str] = []
 
@@ -21,16 +22,17 @@ def _cut_layer(
     poly: Polygons,
     pre: torch.Tensor,
     bps: torch.Tensor,
-    radius: float,
+    radius: Tol,
     line_offset: int,
     centre: torch.Tensor | None = None,
-    floor: float = 0.0,
+    floor: Tol = 0.0,
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cut every region by every breakpoint line of this layer that crosses it.
 
     Returns the pieces, the index of the region each comes from, and the lines (layer-local ids,
     ``unit * breakpoints + k``) that really cross each region, in CSR form ``(ptr, lines)``.
-    ``floor``: the layer's least on-the-line tolerance (see :func:`_line_table`).
+    ``floor``: the least on-the-line tolerances (see :func:`_line_table`): a float, one per region
+    ``(P,)``, or one per region and unit ``(P, units)``; ``radius``: a float or one per region.
     """
     pp, ll, tab = _candidate_pairs(poly, pre, bps, radius, centre, floor)
     return _cut_pairs(poly, pp, ll, tab, pre.shape[2] * bps.numel(), line_offset)[:4]
@@ -40,9 +42,9 @@ def _candidate_pairs(
     poly: Polygons,
     pre: torch.Tensor,
     bps: torch.Tensor,
-    radius: float,
+    radius: Tol,
     centre: torch.Tensor | None = None,
-    floor: float = 0.0,
+    floor: Tol = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``(region, line)`` pairs whose line really crosses the region, region-major, with the
     lines' coefficient rows ``(c, a0, a1, tol)`` (see :func:`_line_table`).
@@ -68,13 +70,20 @@ def _candidate_pairs(
         cand = ((centre[..., None] - bps).abs() < spread[..., None]).reshape(p, n * m)
     pairs = cand.nonzero()
     pp, ll = pairs[:, 0], pairs[:, 1]
-    tab = _line_table(pre[pp, :, ll // m if m > 1 else ll], bps, radius, ll, floor)
+    unit = ll // m if m > 1 else ll
+    tab = _line_table(pre[pp, :, unit], bps, _take(radius, pp), ll, _line_floor(floor, pp, unit))
     real = _crosses(poly.xy.index_select(0, pp), tab)
     return pp[real], ll[real], tab[real]
 
 
 def _cut_pairs(
-    poly: Polygons, pp: torch.Tensor, ll: torch.Tensor, tab: torch.Tensor, nl: int, line_offset: int
+    poly: Polygons,
+    pp: torch.Tensor,
+    ll: torch.Tensor,
+    tab: torch.Tensor,
+    nl: int,
+    line_offset: int,
+    rank: torch.Tensor | None = None,
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cut region ``pp[i]`` by line ``ll[i]`` (coefficient row ``tab[i]``) for every pair ``i``.
 
@@ -93,12 +102,16 @@ def _cut_pairs(
     region, so the cuts along every edge come in the same order on both of its sides and shared
     vertices get the same identifiers; random, so that the tree is shallow (about 2 ln(lines)
     deep) even for structured layers, e.g. 2,000 parallel lines sorted by offset (sorted order:
-    2,000 rounds).
+    2,000 rounds). ``rank``: the cutting order of the pairs' lines given directly (any fixed
+    function of the line id, e.g. a hash), for layers with too many line ids for a permutation.
     """
     p = len(poly)
     dev = poly.xy.device
     perm = torch.arange(len(pp), device=dev)
-    if len(pp) > 1:
+    if len(pp) > 1 and rank is not None:
+        o1 = torch.argsort(rank, stable=True)
+        perm = o1.index_select(0, torch.argsort(pp.index_select(0, o1), stable=True))
+    elif len(pp) > 1:
         perm = torch.argsort(pp * nl + _line_rank(nl, dev).index_select(0, ll))
         pp, ll, tab = pp.index_select(0, perm), ll.index_select(0, perm), tab.index_select(0, perm)
     counts = torch.bincount(pp, minlength=p)
@@ -198,12 +211,13 @@ def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _line_table(
-    raw: torch.Tensor, bps: torch.Tensor, radius: float, line: torch.Tensor, floor: float = 0.0
+    raw: torch.Tensor, bps: torch.Tensor, radius: Tol, line: torch.Tensor, floor: Tol = 0.0
 ) -> torch.Tensor:
     """Rows ``(c, a0, a1, tol)`` ``(N, 4)`` of the lines ``c + a0 x + a1 y = 0`` of the breakpoints
     ``line % breakpoints`` of units whose affine values are ``raw`` ``(N, 3)`` (value at the origin
     and the two partial derivatives). ``tol`` is the on-the-line tolerance of
-    :mod:`splinecam.engine.geometry`, at least ``floor`` (the layer's rounding-noise floor)."""
+    :mod:`splinecam.engine.geometry`, at least ``floor`` (the layer's rounding-noise floor).
+    ``radius`` and ``floor``: floats, or ``(N,)`` tensors (one entry per line)."""
     m = bps.numel()
     tab = torch.empty((raw.shape[0], 4), dtype=raw.dtype, device=raw.device)
     tab[:, :3] = raw
@@ -211,7 +225,9 @@ def _line_table(
     torch.mul(tab[:, 1].abs() + tab[:, 2].abs(), radius, out=tab[:, 3])
     tab[:, 3] += tab[:, 0].abs()
     tab[:, 3] *= EPS
-    if floor > 0:
+    if isinstance(floor, torch.Tensor):
+        torch.maximum(tab[:, 3], floor, out=tab[:, 3])
+    elif floor > 0:
         tab[:, 3].clamp_(min=floor)
     return tab
 

@@ -13,10 +13,10 @@ iteration they are processed in, so the final planar graph needs no coordinate w
 Tolerance policy (the one place it is defined): a vertex lies *on* a line ``c + a . u = 0`` when
 ``|c + a . u| <= EPS * (|c| + (|a_0| + |a_1|) * radius)``, where ``radius`` bounds the coordinates
 (the engine works in coordinates centred on the domain, so this is relative to the domain's scale
-and to the magnitude of the line's own coefficients), or within the layer's noise floor: 1e-14
-times the largest input of the line's nonlinearity at the domain's vertices and centre
-(``splinecam.engine.run._NOISE_FLOOR``; a unit that is identically zero on a region has rounding noise
-for coefficients there, and must not cut). Such a vertex is snapped onto the line: the cut passes
+and to the magnitude of the line's own coefficients), or within its unit's noise floor: 1e-14
+times the sum of the absolute terms that make the unit's input at the domain's vertices and centre
+(``splinecam.engine.run._NOISE_FLOOR``, :mod:`splinecam.engine.noise`; a unit that is identically
+zero on a region has rounding noise for coefficients there, and must not cut). Such a vertex is snapped onto the line: the cut passes
 through it and no sliver is made. A line crosses a polygon when some vertex is strictly above and
 some strictly below it by more than that tolerance.
 """
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["EPS", "Polygons", "mix_hash", "split_by_lines"]
+__all__ = ["EPS", "Polygons", "mix_hash", "edge_hash", "split_by_lines"]
 
 EPS = 1e-10
 
@@ -58,6 +58,32 @@ def mix_hash(a: torch.Tensor, b: torch.Tensor, lid: torch.Tensor) -> torch.Tenso
     x = lo * _K1
     x.add_(hi * _K2).add_(lid * _K3 + 12345)
     return _fmix(x)
+
+
+# Line id ranges ``[lo, hi)`` of the steps with jumps in this run (Hardshrink, Threshold, Sawtooth...):
+# their edges separate regions on which later steps' values differ, so a later line crosses such an
+# edge at different points on its two sides. A vertex made on such an edge gets an identifier of the
+# edge's direction (the two sides walk it in opposite directions): two points, two identifiers, and
+# the Partition mends the T-junctions that leaves (:mod:`splinecam.engine.repair`). Set by the engine
+# for the duration of a run (:func:`splinecam.engine.run.run_program`); empty for continuous networks.
+_JUMP_LINES: list[tuple[int, int]] = []
+
+
+def edge_hash(a: torch.Tensor, b: torch.Tensor, lab: torch.Tensor, lid: torch.Tensor) -> torch.Tensor:
+    """Identifier of the vertex made by line ``lid`` on the edge ``a -> b`` labelled ``lab``: that of
+    :func:`mix_hash`, or a directed one on an edge of a step with jumps (see ``_JUMP_LINES``)."""
+    h = mix_hash(a, b, lid)
+    if not _JUMP_LINES:
+        return h
+    jump = torch.zeros_like(lab, dtype=torch.bool)
+    for lo, hi in _JUMP_LINES:
+        # (the step's own lines are continuous across its jumps: only later steps' lines jump)
+        jump |= (lab >= lo) & (lab < hi) & (lid >= hi)
+    if not bool(jump.any()):
+        return h
+    x = a * _K2
+    x.add_(b * _K1).add_(lid * _K3 + 54321)
+    return torch.where(jump, _fmix(x), h)
 
 
 def _interleave(v: torch.Tensor) -> torch.Tensor:
@@ -233,7 +259,8 @@ def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> Polygo
     # (as every polygon sharing the edge on this side does)
     t = s4[..., 0] / (s4[..., 0] - s4[..., 1])
     xio = xy4[:, :, 0] + t[..., None] * (xy4[:, :, 1] - xy4[:, :, 0])  # (2P, 2, 2)
-    hio = mix_hash(h4[..., 0], h4[..., 1], lid2[:, None])  # (2P, 2)
+    l4 = lab.reshape(-1).index_select(0, idx4).reshape(2 * p, 2, 2)[..., 0]  # labels of the two crossed edges
+    hio = edge_hash(h4[..., 0], h4[..., 1], l4, lid2[:, None])  # (2P, 2)
     # slot j of a part: [crossing in] + vertices start .. end + [crossing out], padded with slot 0.
     # Every field is one gather from the vertices followed by the crossing points in and out
     # (rows ``pk + 2 row`` and ``pk + 2 row + 1``); for the labels, those rows hold the label of
@@ -279,7 +306,7 @@ def _split_crossed_general(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -
     # identifiers of the crossing points, only where an edge is crossed (at most two per polygon)
     ch = change.nonzero(as_tuple=True)
     ih = torch.zeros_like(hsh)
-    ih[ch] = mix_hash(hsh[ch], h_n[ch], lid[ch[0]])
+    ih[ch] = edge_hash(hsh[ch], h_n[ch], lab[ch], lid[ch[0]])
     # augmented cycle: slot 2k is vertex k, slot 2k + 1 the crossing point on edge k (if any);
     # both sides are compacted together: rows [0, p) the part above, [p, 2p) the part below
     axy = torch.stack([xy, ixy], 2).reshape(p, 2 * k, 2).repeat(2, 1, 1)

@@ -32,6 +32,7 @@ from .cutting import (
     _values_at,
 )
 from .geometry import Polygons
+from .slices import Tol, _line_floor, _take
 
 __all__: list[str] = []
 
@@ -227,9 +228,9 @@ def _tail(
     lin_m: nn.Linear,
     table_a: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     table_b: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    radius: float,
+    radius: Tol,
     off_b: int,
-    floors: tuple[float, float] = (0.0, 0.0),
+    floors: tuple[Tol, Tol] = (0.0, 0.0),
 ) -> tuple[Polygons, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
     """The last two nonlinearities ``A -> L -> B -> M`` (see :func:`_tail_plan`), with no affine
     stack per child of ``A``.
@@ -251,11 +252,9 @@ def _tail(
     affine stack ``(F, 3, out)``, the codes of ``A`` and ``B`` on the grandchildren, and the
     child each grandchild comes from.
     """
-    bps_a, slopes_a, inter_a = table_a
+    bps_a = table_a[0]
     bps_b = table_b[0]
-    p = pre.shape[0]
     cn = len(kids)
-    dev = pre.device
     # A: the parents' codes and B's inputs on the parents (dense), the children's codes and flips
     on_pa = val > bps_a[0]
     base_a = _pack(on_pa)
@@ -265,9 +264,49 @@ def _tail(
     pair_par = _pair_parents(cptr)
     raw_a = pre[pair_par, :, cline]  # (pairs, 3)
     kid_ctr = kids.centroids()
-    codes_a, (f_kid, f_unit, f_pair, f_dy) = _flips(base_a, g, cptr, cline, raw_a, kid_ctr, table_a)
-    # the largest change of each crossing unit's output over its parent's box, and the resulting
-    # bound on the change of every input of B
+    codes_a, flips_a = _flips(base_a, g, cptr, cline, raw_a, kid_ctr, table_a)
+    f_kid, f_unit, f_pair, f_dy = flips_a
+    mid, half = _box(poly)
+    bound = _change_bound(poly, raw_a, on_pa, pair_par, cline, table_a, lin_l, n_b, radius, floors[0])
+    # B's units that may change piece somewhere on a parent's box (with a wide safety margin: the
+    # others are certain to keep the piece they have at the box centre)
+    centre_b = _values_at(zb, _homogeneous(mid))[:, 0]
+    spread_b = _spread(zb, half)
+    dist = (centre_b - bps_b[0]).abs()
+    maybe = dist * (1.0 - 1e-7) <= (spread_b + bound) * (1.0 + 1e-7)
+    on_pb = centre_b > bps_b[0]
+    cp_kid, cp_unit, raw_b = _children_b_inputs(maybe, g, zb, f_kid, f_unit, f_dy, lin_l, cn)
+    # B's codes on the children: the parent's box-centre codes, S read at the child's vertex mean
+    codes_b = _pack(on_pb)[g]
+    newc = (_line_value(raw_b, kid_ctr[cp_kid]) > bps_b[0]).long()
+    oldc = on_pb[g[cp_kid], cp_unit].long()
+    d = (newc != oldc).nonzero().squeeze(1)
+    _toggle(codes_b, cp_kid[d], cp_unit[d])
+    # cut the children by B's lines that really cross them
+    gc = g[cp_kid]  # (radius and floors may be per parent region: regions of several slices)
+    tab = _line_table(raw_b, bps_b, _take(radius, gc), cp_unit, _line_floor(floors[1], gc, cp_unit))
+    real = _crosses(kids.xy.index_select(0, cp_kid), tab).nonzero().squeeze(1)
+    out, gk, bptr, bline, perm = _cut_pairs(kids, cp_kid[real], cp_unit[real], tab[real], n_b, off_b)
+    raw_bc = raw_b[real[perm]]  # affine values of B's crossing units, in CSR order
+    yk = _head_on_children(zb, on_pb, g, pair_par, cline, flips_a, lin_l, lin_m, table_b, cn)
+    if len(d):
+        dy = _piece_change(raw_b[d], cp_unit[d], newc[d], oldc[d], table_b)
+        _add_sparse_rows(yk, cp_kid[d], cp_unit[d], dy, lin_m.weight.t(), cn)
+    codes_bf, (h_kid, h_unit, _, h_dy) = _flips(codes_b, gk, bptr, bline, raw_bc, out.centroids(), table_b)
+    yf = yk[gk]
+    if len(h_kid):
+        _add_sparse_rows(yf, h_kid, h_unit, h_dy, lin_m.weight.t(), len(gk))
+    return out, g[gk], yf, [codes_a[gk], codes_bf], gk
+
+
+def _change_bound(
+    poly: Polygons, raw_a: torch.Tensor, on_pa: torch.Tensor, pair_par: torch.Tensor, cline: torch.Tensor,
+    table_a: tuple[torch.Tensor, torch.Tensor, torch.Tensor], lin_l: nn.Linear, n_b: int, radius: Tol,
+    floor: Tol,
+) -> torch.Tensor:
+    """The largest change ``(P, n_b)`` of every input of ``B`` over a parent's box that the children's
+    flips of ``A``'s crossing units (``raw_a``, CSR ``pair_par``/``cline``) can make, through ``L``."""
+    bps_a, slopes_a, inter_a = table_a
     mid, half = _box(poly)
     hp = half[pair_par]
     # (a child whose piece of unit i differs from the parent's lies on the other side of i's line
@@ -279,25 +318,27 @@ def _tail(
     reach = torch.where(on_a, (ca - sa).abs(), (ca + sa).abs()).clamp_min(t_a)
     # a child may reach past the line by the cutting tolerance (its vertices there were snapped
     # onto the line): add twice that, and a relative slack far beyond rounding
-    reach += 2.0 * _line_table(raw_a, bps_a, radius, cline, floors[0])[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
+    reach += 2.0 * _line_table(raw_a, bps_a, _take(radius, pair_par), cline, _line_floor(floor, pair_par, cline))[:, 3] + 1e-9 * (ca.abs() + sa + t_a)
     dslope = (slopes_a[1] - slopes_a[0]).abs()
     dinter = (inter_a[1] - inter_a[0]).abs()
     reach = reach * dslope[cline] + dinter[cline]
-    bound = torch.zeros((p, n_b), dtype=pre.dtype, device=dev)
+    bound = torch.zeros((len(poly), n_b), dtype=raw_a.dtype, device=raw_a.device)
     bound.index_add_(0, pair_par, lin_l.weight.t().abs()[cline] * reach[:, None])
-    # B's units that may change piece somewhere on a parent's box (with a wide safety margin: the
-    # others are certain to keep the piece they have at the box centre)
-    centre_b = _values_at(zb, _homogeneous(mid))[:, 0]
-    spread_b = _spread(zb, half)
-    dist = (centre_b - bps_b[0]).abs()
-    maybe = dist * (1.0 - 1e-7) <= (spread_b + bound) * (1.0 + 1e-7)
-    on_pb = centre_b > bps_b[0]
-    base_pb = _pack(on_pb)
+    return bound
+
+
+def _children_b_inputs(
+    maybe: torch.Tensor, g: torch.Tensor, zb: torch.Tensor, f_kid: torch.Tensor, f_unit: torch.Tensor,
+    f_dy: torch.Tensor, lin_l: nn.Linear, cn: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every child with every unit of ``B`` that may change piece on its parent (``maybe``): the
+    pairs ``(child, unit)`` and their exact affine values, the parent's plus the sparse sum of the
+    child's flips of ``A`` through ``L``."""
+    p = maybe.shape[0]
     sp = maybe.nonzero()
     s_par, s_unit = sp[:, 0], sp[:, 1]
     s_cnt = torch.bincount(s_par, minlength=p)
     s_first = torch.cumsum(s_cnt, 0) - s_cnt
-    # every child with every unit of S of its parent: exact coefficients = parent's + sparse sum
     cp_kid, k = _expand(s_cnt[g])
     cp_unit = s_unit[s_first[g][cp_kid] + k]
     raw_b = zb[g[cp_kid], :, cp_unit]  # (pairs, 3)
@@ -307,23 +348,21 @@ def _tail(
         fl = (torch.cumsum(nfl, 0) - nfl)[cp_kid[combo]] + k2
         wv = lin_l.weight[cp_unit[combo], f_unit[fl]]
         raw_b.index_add_(0, combo, f_dy[fl] * wv[:, None])
-    # B's codes on the children: the parent's box-centre codes, S read at the child's vertex mean
-    codes_b = base_pb[g]
-    newc = (_line_value(raw_b, kid_ctr[cp_kid]) > bps_b[0]).long()
-    oldc = on_pb[g[cp_kid], cp_unit].long()
-    d = (newc != oldc).nonzero().squeeze(1)
-    _toggle(codes_b, cp_kid[d], cp_unit[d])
-    # cut the children by B's lines that really cross them
-    tab = _line_table(raw_b, bps_b, radius, cp_unit, floors[1])
-    real = _crosses(kids.xy.index_select(0, cp_kid), tab).nonzero().squeeze(1)
-    out, gk, bptr, bline, perm = _cut_pairs(kids, cp_kid[real], cp_unit[real], tab[real], n_b, off_b)
-    raw_bc = raw_b[real[perm]]  # affine values of B's crossing units, in CSR order
-    # M's output: per parent (B on the parents' box-centre pieces), plus per child the flips of
-    # A (through L and M) and S's pieces that differ, plus per grandchild the flips of B
+    return cp_kid, cp_unit, raw_b
+
+
+def _head_on_children(
+    zb: torch.Tensor, on_pb: torch.Tensor, g: torch.Tensor, pair_par: torch.Tensor, cline: torch.Tensor,
+    flips_a: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], lin_l: nn.Linear, lin_m: nn.Linear,
+    table_b: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cn: int,
+) -> torch.Tensor:
+    """``M``'s output on the children ``(C, 3, out)``: per parent (``B`` on the parents' box-centre
+    pieces), plus per child the flips of ``A`` through ``L`` and ``M``."""
+    f_kid, f_unit, f_pair, f_dy = flips_a
+    p, _, n_b = zb.shape
     gain_b, inter_bp = _piece_maps(on_pb, table_b)
     y = _masked_linear(zb, gain_b, inter_bp, lin_m)  # (P, 3, out)
     n_out = y.shape[2]
-    mt = lin_m.weight.t()  # (n_b, out)
     yk = y[g]
     if len(f_kid):
         # M (gain_b * L[:, i]) for every flipped unit i of A: one product per parent for a small
@@ -332,16 +371,9 @@ def _tail(
             rp = (gain_b[:, None, :] * lin_m.weight[None]).reshape(-1, n_b) @ lin_l.weight
             r = rp.view(p, n_out, -1)[g[f_kid], :, f_unit]  # (flips, out)
         else:
-            r = ((gain_b[pair_par] * lin_l.weight.t()[cline]) @ mt)[f_pair]
+            r = ((gain_b[pair_par] * lin_l.weight.t()[cline]) @ lin_m.weight.t())[f_pair]
         yk.view(cn, 3 * n_out).index_add_(0, f_kid, (f_dy[:, :, None] * r[:, None, :]).reshape(-1, 3 * n_out))
-    if len(d):
-        dy = _piece_change(raw_b[d], cp_unit[d], newc[d], oldc[d], table_b)
-        _add_sparse_rows(yk, cp_kid[d], cp_unit[d], dy, mt, cn)
-    codes_bf, (h_kid, h_unit, _, h_dy) = _flips(codes_b, gk, bptr, bline, raw_bc, out.centroids(), table_b)
-    yf = yk[gk]
-    if len(h_kid):
-        _add_sparse_rows(yf, h_kid, h_unit, h_dy, mt, len(gk))
-    return out, g[gk], yf, [codes_a[gk], codes_bf], gk
+    return yk
 
 
 def _one_parent_post(

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -73,18 +74,25 @@ def new_bar(desc: str = "splinecam", **kwargs: Any) -> Any:
 class AreaProgress:
     """A tqdm bar of the fraction of the domain's area covered by finished regions.
 
+    With several slices run together (:func:`splinecam.partition_many`) each slice counts for an
+    equal share: a region adds its area over its slice's domain area, over the number of slices.
+
     Parameters
     ----------
-    domain_area : float
-        Area of the slice's domain.
+    domain_area : float or sequence of float
+        Area of the slice's domain (one per slice).
     bar : tqdm bar, optional
         A bar to reuse (reset to ``total=1``; left open by :meth:`close`). A new one if None.
     desc : str
         Description of a new bar.
     """
 
-    def __init__(self, domain_area: float, bar: ProgressBar | None = None, desc: str = "splinecam") -> None:
-        self.domain_area = float(domain_area)
+    def __init__(
+        self, domain_area: float | Sequence[float], bar: ProgressBar | None = None, desc: str = "splinecam"
+    ) -> None:
+        areas = torch.as_tensor(domain_area, dtype=torch.float64).reshape(-1)
+        self.domain_areas = areas
+        self.domain_area = float(areas.sum())
         self.regions = 0
         self.done = 0.0
         self.owned = bar is None
@@ -95,12 +103,17 @@ class AreaProgress:
             bar.reset(total=1.0)
         self.bar = bar
 
-    def update(self, poly: Polygons) -> None:
-        """Count the finished polygons ``poly``: their area and their number."""
+    def update(self, poly: Polygons, sid: torch.Tensor | None = None) -> None:
+        """Count the finished polygons ``poly`` (of the slices ``sid``): their area and their number."""
         n = len(poly)
         if n == 0:
             return
-        frac = float(polygon_areas(poly).sum()) / self.domain_area
+        a = polygon_areas(poly).to("cpu", torch.float64)
+        if sid is None or len(self.domain_areas) == 1:
+            frac = float(a.sum()) / float(self.domain_areas[0] if len(self.domain_areas) == 1 else self.domain_area)
+        else:
+            per = self.domain_areas[sid.to("cpu", torch.int64)]
+            frac = float((a / per).sum()) / len(self.domain_areas)
         # never past 1 by rounding; the last update fills the bar exactly in close()
         step = max(0.0, min(frac, 1.0 - self.done))
         self.done += step
@@ -118,18 +131,24 @@ class AreaProgress:
             self.bar.refresh()
 
 
-def area_progress(progress: bool | ProgressBar | None, domain: torch.Tensor) -> AreaProgress | None:
+def _area(domain: Any) -> float:
+    d = torch.as_tensor(domain.detach().cpu() if isinstance(domain, torch.Tensor) else domain, dtype=torch.float64)
+    q = d - d[:1]
+    return 0.5 * abs(float((q[:, 0] * q.roll(-1, 0)[:, 1] - q.roll(-1, 0)[:, 0] * q[:, 1]).sum()))
+
+
+def area_progress(progress: bool | ProgressBar | None, domains: Any) -> AreaProgress | None:
     """The progress bar of a run: None for ``progress=False``; a new bar for True; else ``progress``
-    is a tqdm bar to reuse. ``domain`` ``(k, 2)`` is the domain polygon (counter-clockwise)."""
+    is a tqdm bar to reuse. ``domains``: the domain polygon ``(k, 2)``, or a list of them (one per
+    slice run together)."""
     if progress is None or progress is False:
         return None
-    d = domain.detach().to("cpu", torch.float64)
-    q = d - d[:1]
-    area = 0.5 * float((q[:, 0] * q.roll(-1, 0)[:, 1] - q.roll(-1, 0)[:, 0] * q[:, 1]).sum())
+    doms = domains if isinstance(domains, (list, tuple)) else [domains]
+    areas = [_area(d) for d in doms]
     if progress is True:
-        return AreaProgress(area)
+        return AreaProgress(areas)
     if not all(hasattr(progress, a) for a in ("update", "reset", "refresh", "set_postfix_str")):
         raise TypeError(
             f"progress must be True, False or a tqdm progress bar to reuse, got {type(progress).__name__}"
         )
-    return AreaProgress(area, bar=progress)
+    return AreaProgress(areas, bar=progress)

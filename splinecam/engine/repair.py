@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mend_t_junctions"]
+__all__ = ["mend_t_junctions", "mend_jump_edges", "merge_equal_neighbours", "weld_short_edges"]
 
 # the most vertices to weld pairwise (a k x k distance table; the mending is for a few bad edges)
 _MAX_WELD = 1000
@@ -160,3 +160,194 @@ def mend_t_junctions(
     new = np.full(nvert, -1, dtype=np.int64)
     new[used] = np.arange(len(used))
     return used, ptr2, new[rv2], lab2, keep
+
+
+def mend_jump_edges(
+    verts: np.ndarray, ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, jumps: list[tuple[int, int]], scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Put on both sides of every edge of a step with jumps the vertices that either side has on it.
+
+    After a step with jumps (Hardshrink, Threshold, Sawtooth...) a later line crosses an edge of that
+    step at different points on its two sides (see :data:`splinecam.engine.geometry._JUMP_LINES`), so
+    each side's cycle has vertices on the shared segment that the other lacks. Every unmatched
+    half-edge with a label in ``jumps`` gets, in order, the endpoints of the other unmatched half-edges
+    of the same label that lie on it (within ``1e-9`` of the domain's ``scale``). Returns
+    ``(ptr, rv, lab, kept regions)`` or None when there is nothing to mend.
+    """
+    nvert = len(verts)
+    a, b, reg = _half_edges(ptr, rv)
+    bad = _unmatched(a, b, lab, nvert)
+    isj = np.zeros(len(lab), dtype=bool)
+    for lo, hi in jumps:
+        isj |= (lab >= lo) & (lab < hi)
+    bad &= isj
+    if not bad.any():
+        return None
+    tol = 1e-9 * scale
+    slots = np.flatnonzero(bad)
+    order = np.argsort(lab[slots], kind="stable")
+    slots = slots[order]
+    labs = lab[slots]
+    cuts = np.flatnonzero(np.diff(labs)) + 1
+    inserts: dict[int, list[tuple[int, list[int]]]] = {}
+    for grp in np.split(slots, cuts):
+        vs = np.unique(np.concatenate([a[grp], b[grp]]))
+        pa, pb = verts[a[grp]], verts[b[grp]]  # (E, 2)
+        d = pb - pa
+        ln2 = (d * d).sum(1)
+        q = verts[vs][None, :, :] - pa[:, None, :]  # (E, V, 2)
+        t = (q * d[:, None, :]).sum(2) / np.maximum(ln2, 1e-300)[:, None]
+        ln = np.sqrt(ln2)[:, None]
+        dist = np.abs(q[..., 0] * d[:, None, 1] - q[..., 1] * d[:, None, 0]) / np.maximum(ln, 1e-300)
+        on = (dist <= tol) & (t * ln > tol) & ((1 - t) * ln > tol)
+        for e in np.flatnonzero(on.any(1)):
+            idx = np.flatnonzero(on[e])
+            s = int(grp[e])
+            inserts.setdefault(int(reg[s]), []).append((int(a[s]), vs[idx[np.argsort(t[e, idx])]].tolist()))
+    if not inserts:
+        return None
+    grown: dict[int, list[tuple[int, int]]] = {}
+    for g, items in inserts.items():
+        c = _cycle(ptr, rv, lab, g)
+        for va, new in items:
+            k = next(i for i, (v, _) in enumerate(c) if v == va)
+            c[k + 1:k + 1] = [(v, c[k][1]) for v in new]
+        grown[g] = c
+    return _splice(ptr, rv, lab, grown)
+
+
+def merge_equal_neighbours(
+    ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, pairs: np.ndarray, weight: np.ndarray, nvert: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Merge neighbouring regions that have the same codes: they are one linear region.
+
+    The set of points where every unit keeps one piece is an intersection of half-planes, so the
+    union of neighbours with equal codes is convex: a cut between them is needless (the snapping of
+    nearly coincident lines through one point can leave a sliver of area 1e-24 beside its twin line,
+    on the same side of every line). ``pairs`` ``(M, 2)``: the regions on the two sides of such
+    edges; ``weight`` ``(R,)``: which region of a group keeps its place (and affine map): the
+    largest. Regions as counter-clockwise cycles in CSR form ``ptr``/``rv``, ``lab`` the label of
+    the edge from each slot to the next.
+
+    Returns ``(kept vertices, ptr, rv, lab, kept regions)`` with vertices renumbered in the order
+    of the kept ones, or None when no group could be merged (its boundary is not one simple cycle).
+    """
+    r = len(ptr) - 1
+    root = np.arange(r)
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = int(root[i])
+        return i
+
+    for a, b in pairs.tolist():
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            root[max(ra, rb)] = min(ra, rb)
+    members: dict[int, list[int]] = {}
+    for g in np.unique(pairs).tolist():
+        members.setdefault(find(g), []).append(g)
+    new: dict[int, list[tuple[int, int]]] = {}
+    for group in members.values():
+        cycle = _union_cycle(ptr, rv, lab, group)
+        if cycle is None:
+            continue
+        main = max(group, key=lambda g: weight[g])
+        new[main] = cycle
+        for g in group:
+            if g != main:
+                new[g] = []
+    if not new:
+        return None
+    ptr2, rv2, lab2, keep = _splice(ptr, rv, lab, new)
+    used = np.unique(rv2)
+    renum = np.full(nvert, -1, dtype=np.int64)
+    renum[used] = np.arange(len(used))
+    return used, ptr2, renum[rv2], lab2, keep
+
+
+def _union_cycle(ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, group: list[int]) -> list[tuple[int, int]] | None:
+    """The boundary of the union of the regions ``group`` as one counter-clockwise cycle of
+    (vertex, label) pairs: their half-edges without those whose twin is in the group, chained end to
+    start. None when that is not one simple cycle."""
+    out: dict[int, tuple[int, int]] = {}  # start vertex -> (end vertex, label)
+    half: list[tuple[int, int, int]] = []
+    for g in group:
+        c = _cycle(ptr, rv, lab, g)
+        for i, (v, lb) in enumerate(c):
+            half.append((v, c[(i + 1) % len(c)][0], lb))
+    inside = {(a, b) for a, b, _ in half}
+    for a, b, lb in half:
+        if (b, a) in inside:
+            continue
+        if a in out:  # two boundary edges leave one vertex: not a simple cycle
+            return None
+        out[a] = (b, lb)
+    if len(out) < 3:
+        return None
+    start = next(iter(out))
+    cycle = []
+    v = start
+    for _ in range(len(out)):
+        b, lb = out[v]
+        cycle.append((v, lb))
+        v = b
+        if v == start:
+            break
+    if v != start or len(cycle) != len(out):
+        return None
+    return cycle
+
+
+def weld_short_edges(
+    verts: np.ndarray, ptr: np.ndarray, rv: np.ndarray, lab: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Weld the two ends of every edge shorter than ``tol`` into one vertex.
+
+    Distinct vertices that close only come from rounding: lines through one point (bias-free
+    networks) whose intersection was computed on two different edges, two nearly coincident lines
+    there. Such an edge's direction is noise, so it would make a polygon test (point location)
+    wrong, and it can close a sliver of area 1e-24. Regions left with fewer than 3 vertices are
+    dropped. Returns ``(kept vertices, ptr, rv, lab, kept regions)`` (vertices renumbered in the
+    order of the kept ones), or None when no edge is that short.
+    """
+    nvert = len(verts)
+    a, b, reg = _half_edges(ptr, rv)
+    d = verts[b] - verts[a]
+    short = np.abs(d).max(1) <= tol
+    short &= a != b
+    if not short.any():
+        return None
+    root = np.arange(nvert)
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = int(root[i])
+        return i
+
+    for i, j in zip(a[short].tolist(), b[short].tolist()):
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            root[max(ri, rj)] = min(ri, rj)
+    cand = np.unique(np.concatenate([a[short], b[short]]))
+    m = np.arange(nvert)
+    m[cand] = [find(int(i)) for i in cand]
+    rvm = m[rv]
+    touched: dict[int, list[tuple[int, int]]] = {}
+    for g in np.unique(reg[np.isin(rv, cand)]).tolist():
+        c = _cycle(ptr, rvm, lab, g)
+        k = 0
+        while len(c) > 1 and k < len(c):
+            if c[k][0] == c[(k + 1) % len(c)][0]:
+                # the edge k -> k + 1 vanishes; the vertex keeps the label of the edge after it
+                del c[k]
+            else:
+                k += 1
+        touched[g] = c
+    ptr2, rv2, lab2, keep = _splice(ptr, rvm, lab, touched)
+    used = np.unique(rv2)
+    renum = np.full(nvert, -1, dtype=np.int64)
+    renum[used] = np.arange(len(used))
+    return used, ptr2, renum[rv2], lab2, keep

@@ -6,13 +6,17 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import torch
 import torch.fx as fx
 import torch.nn as nn
 
 from ..errors import NotPiecewiseLinearError, UnsupportedModelError
 from .batch_axis import _check_batch_axis
 from .in_place import _follow_in_place
+from .nonlinear import PWL_MODULES, TUPLE_PWL, spec_of_call, spec_of_module
 from .program import Program, Step, _map_args, _Ref, _refs
+from .simplify import drop_flat_breakpoints
+from .specs import GroupSpec, PWLSpec
 from .tables import (
     _ADD,
     _AFFINE_FUNCTIONS,
@@ -30,8 +34,6 @@ from .tables import (
     _SUB,
     _TUPLE_RESULTS,
     _fn_name,
-    _pwl_from_function,
-    _pwl_from_module,
 )
 
 
@@ -41,9 +43,7 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, nn.Sequential):
             return False
-        if isinstance(m, _AFFINE_MODULES + _LINEAR_MODULES + _NOT_PWL_MODULES + _PWL_NOT_YET_MODULES):
-            return True
-        if isinstance(m, (nn.ReLU, nn.LeakyReLU)):
+        if _is_leaf(m):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -65,8 +65,8 @@ def _flatten_sequential(seq: nn.Sequential, prefix: str) -> list[tuple[str, nn.M
 def _is_leaf(m: nn.Module) -> bool:
     return isinstance(
         m,
-        _AFFINE_MODULES + _LINEAR_MODULES + _NOT_PWL_MODULES + _PWL_NOT_YET_MODULES,
-    ) or isinstance(m, (nn.ReLU, nn.LeakyReLU))
+        _AFFINE_MODULES + _LINEAR_MODULES + _NOT_PWL_MODULES + _PWL_NOT_YET_MODULES + tuple(PWL_MODULES),
+    )
 
 
 def _graph_of(model: nn.Module) -> tuple[fx.Graph, nn.Module]:
@@ -96,8 +96,9 @@ def _not_pwl(path: str, what: str, why: str) -> NotPiecewiseLinearError:
 
 
 _WHY_NOT_PWL = (
-    "is not piecewise-linear, so the model is not a continuous piecewise-affine function and has no "
-    "exact linear-region partition; replace it with ReLU / LeakyReLU (or train such a model)"
+    "is not piecewise-linear, so the model is not a piecewise-affine function and has no exact "
+    "linear-region partition; replace it with a piecewise-linear one (ReLU, LeakyReLU, PReLU, Hardtanh, "
+    "Hardsigmoid, abs, clamp, max-pooling, splinecam.layers.PiecewiseLinear, ...; see docs/layers.md)"
 )
 _WHY_NOT_YET = (
     "is piecewise-linear but not supported yet by splinecam; supported nonlinearities are ReLU and "
@@ -106,8 +107,52 @@ _WHY_NOT_YET = (
 _WHY_UNKNOWN = (
     "is not a module splinecam knows to be affine or piecewise-linear. Supported: Linear, Conv1d/2d/3d, "
     "ConvTranspose, BatchNorm (eval), AvgPool, AdaptiveAvgPool, Flatten, Unflatten, Identity, Dropout, "
-    "ReLU, LeakyReLU, and additions, concatenations, reshapes and constant scalings in forward()"
+    "the ReLU family, Hardtanh, Hardsigmoid, abs, clamp, MaxPool, AdaptiveMaxPool, splinecam.layers, and "
+    "additions, concatenations, reshapes, max/min and constant scalings in forward() (docs/layers.md)"
 )
+
+
+def _named(path: str, what: str, make: Any, *args: Any) -> Any:
+    """``make(*args)``, with the module path and type put in front of a refusal it raises."""
+    try:
+        return make(*args)
+    except NotPiecewiseLinearError as exc:
+        raise _not_pwl(path, what, str(exc)) from None
+
+
+def _resolve(a: Any, root: nn.Module) -> Any:
+    """fx call arguments with parameters and buffers (``get_attr`` nodes) replaced by their tensors,
+    so that a spec can read them (PReLU's weight); other nodes stay nodes."""
+
+    def one(x: Any) -> Any:
+        if isinstance(x, fx.Node) and x.op == "get_attr":
+            obj: Any = root
+            for part in str(x.target).split("."):
+                obj = getattr(obj, part)
+            return obj
+        return x
+
+    return _map_args(a, one)
+
+
+def _pwl_call_step(
+    label: str, tgt: Any, args: tuple, kwargs: dict, op: str, spec: Any, is_stack: Any, stack_args: list[int]
+) -> Step:
+    """The step of a piecewise-linear function or method call, with its operands checked."""
+    if isinstance(spec, GroupSpec) and spec.how == "pair":
+        flags = (is_stack(args[0]) if args else False, is_stack(args[1]) if len(args) > 1 else False)
+        if not any(flags) or len(args) < 2 or any(r not in _refs(args[:2]) for r in stack_args):
+            raise _not_pwl(label, "function", "must take two tensors, at least one input-dependent")
+        spec.params["stack"] = flags
+        return Step("pwl", label, target=tgt, args=args, kwargs=kwargs, op=op, pwl=spec)
+    if len(stack_args) != 1 or not is_stack(args[0]):
+        raise _not_pwl(label, "function", "must be applied to one input-dependent tensor")
+    if isinstance(spec, GroupSpec) and spec.how == "dim" and tgt in TUPLE_PWL:
+        # ``torch.max(x, dim)`` / ``x.max(dim)``: evaluated as amax / amin (the values alone)
+        fn = torch.amax if spec.reduce == "max" else torch.amin
+        return Step("pwl", label, target=fn, args=(args[0], spec.params["dims"], spec.params["keepdim"]),
+                    op="call_function", pwl=spec)
+    return Step("pwl", label, target=tgt, args=args, kwargs=kwargs, op=op, pwl=spec)
 
 
 def trace_model(model: nn.Module) -> Program:
@@ -140,6 +185,7 @@ def trace_model(model: nn.Module) -> Program:
 
     n_inputs = 0
     tuples: set[int] = set()  # steps whose value is a tuple of stacks
+    values_of: set[int] = set()  # max/min steps whose (values, indices) result is read by index
     for node in graph.nodes:
         args = _map_args(node.args, ref)
         kwargs = _map_args(dict(node.kwargs), ref)
@@ -172,8 +218,14 @@ def trace_model(model: nn.Module) -> Program:
                 kind = "meta" if from_meta else "const"
                 add(Step(kind, path, target=mod, args=args, kwargs=kwargs, op="module"))
                 continue
-            spec = _pwl_from_module(mod)
-            if spec is not None:
+            spec = _named(path, what, spec_of_module, mod)
+            if isinstance(spec, PWLSpec) and drop_flat_breakpoints(spec) is None:  # affine: one piece
+                add(Step("affine", path, target=mod, args=args, kwargs=kwargs, op="module", mode="bias"))
+            elif spec is not None:
+                if len(stack_args) != 1 or not is_stack(args[0]):
+                    raise _not_pwl(path, what, "must be applied to one input-dependent tensor")
+                if isinstance(spec, PWLSpec):
+                    spec = drop_flat_breakpoints(spec)
                 add(Step("pwl", path, target=mod, args=args, op="module", pwl=spec))
                 steps[-1].pwl_index = len(pwl_steps)
                 pwl_steps.append(len(steps) - 1)
@@ -204,13 +256,28 @@ def trace_model(model: nn.Module) -> Program:
             ):
                 add(Step("meta", label, target=tgt, args=args, kwargs=kwargs, op=node.op))
                 continue
-            spec = _pwl_from_function(tgt, node.args, dict(node.kwargs))
+            if (tgt is operator.getitem or tgt is getattr) and isinstance(args[0], _Ref) and int(args[0]) in values_of:
+                # ``torch.max(x, dim)`` returns (values, indices): the step gives the values
+                if args[1] in (0, "values"):
+                    index[node] = int(args[0])
+                    continue
+                raise _not_pwl(label, "function", "reads the indices of a max or min, which are not "
+                               "piecewise-linear functions of the input; use the values only")
+            spec = _named(label, "function", spec_of_call, tgt, _resolve(node.args, root), _resolve(dict(node.kwargs), root))
             if spec is not None:
-                if len(stack_args) != 1 or not is_stack(args[0]):
-                    raise _not_pwl(label, "function", "must be applied to one input-dependent tensor")
-                add(Step("pwl", label, target=tgt, args=args, kwargs=kwargs, op=node.op, pwl=spec))
-                steps[-1].pwl_index = len(pwl_steps)
+                if isinstance(spec, PWLSpec) and drop_flat_breakpoints(spec) is None:  # affine: one piece
+                    if len(stack_args) != 1 or not is_stack(args[0]):
+                        raise _not_pwl(label, "function", "must be applied to one input-dependent tensor")
+                    add(Step("affine", label, target=tgt, args=args, kwargs=kwargs, op=node.op, mode="bias"))
+                    continue
+                if isinstance(spec, PWLSpec):
+                    spec = drop_flat_breakpoints(spec)
+                step = _pwl_call_step(label, tgt, args, kwargs, node.op, spec, is_stack, stack_args)
+                add(step)
+                step.pwl_index = len(pwl_steps)
                 pwl_steps.append(len(steps) - 1)
+                if tgt in TUPLE_PWL and spec.how == "dim":
+                    values_of.add(len(steps) - 1)
                 continue
             mode = ""
             if tgt in _ADD:
@@ -227,7 +294,7 @@ def trace_model(model: nn.Module) -> Program:
                 mode = "bias"
             elif tgt in _NOT_PWL_FUNCTIONS or tgt in ("sigmoid", "tanh", "softmax", "exp", "log"):
                 raise _not_pwl(label, "function", _WHY_NOT_PWL)
-            elif tgt in _PWL_NOT_YET_FUNCTIONS or tgt in ("abs", "clamp", "max", "min", "clip"):
+            elif tgt in _PWL_NOT_YET_FUNCTIONS:
                 raise _not_pwl(label, "function", _WHY_NOT_YET)
             else:
                 raise _not_pwl(label, "function", _WHY_UNKNOWN.replace("a module", "an operation"))

@@ -18,7 +18,7 @@ from .program import Step, _map_args, _Ref, _refs
 _VIEW_METHODS = {
     "view", "reshape", "flatten", "contiguous", "permute", "transpose", "squeeze", "unsqueeze",
     "view_as", "reshape_as", "expand", "chunk", "split", "unbind", "float", "double", "to", "t",
-    "narrow", "__getitem__",
+    "narrow", "__getitem__", "unflatten",
 }
 _VIEW_FUNCTIONS = {
     torch.flatten, torch.reshape, torch.transpose, torch.permute, torch.squeeze, torch.unsqueeze,
@@ -26,7 +26,9 @@ _VIEW_FUNCTIONS = {
 }
 _VIEW_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                  nn.Flatten, nn.Unflatten)
-_IN_PLACE_METHODS = {"add_", "sub_", "mul_", "div_", "relu_"}
+_IN_PLACE_METHODS = {
+    "add_", "sub_", "mul_", "div_", "relu_", "abs_", "clamp_", "clip_", "clamp_min_", "clamp_max_",
+}
 
 
 def _in_place(step: Step) -> bool:
@@ -36,10 +38,13 @@ def _in_place(step: Step) -> bool:
     t = step.target
     if step.op == "call_method":
         return t in _IN_PLACE_METHODS
-    if t in (torch.relu_, F.relu_, F.leaky_relu_):
+    if t in (torch.relu_, F.relu_, F.leaky_relu_, F.hardtanh_, F.threshold_):
         return True
-    if t in (F.relu, F.leaky_relu, F.dropout, F.dropout1d, F.dropout2d):
-        pos = {F.relu: 1, F.leaky_relu: 2}.get(t, 3)
+    # the position of the ``inplace`` argument of functions that take one
+    where = {F.relu: 1, F.leaky_relu: 2, F.relu6: 1, F.hardsigmoid: 1, F.hardtanh: 3, F.threshold: 3,
+             F.dropout: 3, F.dropout1d: 3, F.dropout2d: 3}
+    if t in where:
+        pos = where[t]
         return bool(step.kwargs.get("inplace", step.args[pos] if len(step.args) > pos else False))
     return False
 

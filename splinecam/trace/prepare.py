@@ -9,10 +9,15 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from ..errors import UnsupportedModelError
 
-__all__ = ["autograd_attributes", "prepare_model", "resolve_device", "training_mode_message", "check_model_kind"]
+__all__ = [
+    "autograd_attributes", "check_no_forward_hooks", "prepare_model", "resolve_device",
+    "training_mode_message", "check_model_kind",
+]
 
 # --------------------------------------------------------------------------- model checks
 # torch modules whose forward reads ``self.training``: batch statistics, random masks
@@ -166,6 +171,83 @@ def resolve_device(device: Any, model: nn.Module | None = None) -> torch.device:
     return dev
 
 
+# pre-hooks that only compute a weight from other parameters (old-style weight_norm and
+# spectral_norm, which in eval mode does no power iteration): the private copy bakes them
+_WEIGHT_HOOKS = (WeightNorm, SpectralNorm)
+
+# half precision keeps about 3 significant digits: vertices computed in it collide and its affine
+# maps are far from the model's; the engine needs float64 (or float32, with a PrecisionWarning)
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def check_no_forward_hooks(model: nn.Module) -> None:
+    """Refuse a model with forward or forward-pre hooks (on any module, or registered globally).
+
+    The engine does not run the model's modules one call per input: it runs affine modules on
+    stacks of affine maps, and evaluates ReLU-like steps (and the MLP fast paths, whole
+    ``ReLU -> Linear`` blocks) from their specs without calling the modules. A hook that changes a
+    module's input or output would therefore be ignored or applied to the wrong values, and the
+    partition would silently not be the model's. Hooks that only record values would see
+    meaningless tensors. Backward hooks are irrelevant (nothing is differentiated), and so are the
+    pre-hooks of the old-style ``weight_norm`` and ``spectral_norm``, which only compute a weight
+    (the private copy holds that weight instead, see :func:`prepare_model`).
+
+    Raises
+    ------
+    UnsupportedModelError
+        Naming the first module (by path and type) that has a hook, and how to remove it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
+    >>> h = net[1].register_forward_hook(lambda m, i, o: o * 2)
+    >>> try:
+    ...     check_no_forward_hooks(net)
+    ... except UnsupportedModelError as e:
+    ...     print(str(e)[:43])
+    module '1' (ReLU) has a forward hook: splin
+    >>> h.remove(); check_no_forward_hooks(net)
+    """
+    from torch.nn.modules import module as _module
+
+    fix = (
+        "splinecam computes the network's function from its modules and does not run hooks (the "
+        "partition would silently ignore them). Remove the hooks (keep the handle returned by "
+        "register_forward_hook / register_forward_pre_hook and call handle.remove()), or write "
+        "what the hook does into the model's forward()"
+    )
+    for kind, attr, register in (
+        ("forward hook", "_global_forward_hooks", "register_module_forward_hook"),
+        ("forward pre-hook", "_global_forward_pre_hooks", "register_module_forward_pre_hook"),
+    ):
+        if getattr(_module, attr, None):
+            raise UnsupportedModelError(
+                f"a global {kind} is registered (torch.nn.modules.module.{register}): it runs on every "
+                f"module. {fix}"
+            )
+    for name, m in model.named_modules(remove_duplicate=False):
+        for kind, attr in (("forward hook", "_forward_hooks"), ("forward pre-hook", "_forward_pre_hooks")):
+            hooks = [h for h in getattr(m, attr, {}).values() if not isinstance(h, _WEIGHT_HOOKS)]
+            if hooks:
+                where = f"module '{name}'" if name else "the model itself"
+                raise UnsupportedModelError(f"{where} ({type(m).__name__}) has a {kind}: {fix}")
+
+
+def _bake_weights(model: nn.Module) -> None:
+    """Replace, in the private copy, every weight that an old-style ``weight_norm`` /
+    ``spectral_norm`` pre-hook computes on each call by a plain parameter holding its value: the
+    copy then has no hooks. (Only the copy's own instance dictionaries change. Parametrizations of
+    ``torch.nn.utils.parametrize`` stay: removing them would change a class that the copy shares with
+    the user's module.)"""
+    for m in model.modules():
+        for hook in list(m._forward_pre_hooks.values()):
+            if isinstance(hook, WeightNorm):
+                torch.nn.utils.remove_weight_norm(m, hook.name)
+            elif isinstance(hook, SpectralNorm):
+                torch.nn.utils.remove_spectral_norm(m, hook.name)
+
+
 # --------------------------------------------------------------------------- model preparation
 def autograd_attributes(model: nn.Module) -> list[torch.Tensor]:
     """Plain tensor attributes of ``model``'s modules that autograd made (non-leaf tensors).
@@ -186,7 +268,10 @@ def prepare_model(
 ) -> tuple[nn.Module, torch.device]:
     """A private copy of ``model`` in eval mode, on ``device`` (default: the model's), in ``dtype``.
 
-    The user's model is never modified. A model in training mode is refused.
+    The user's model is never modified. A model in training mode, a model with forward hooks
+    (:func:`check_no_forward_hooks`) and half-precision dtypes are refused. Weights computed on each
+    call by the old-style ``weight_norm`` and ``spectral_norm`` hooks become plain parameters of the
+    copy.
     """
     check_model_kind(model)
     msg = training_mode_message(
@@ -201,13 +286,22 @@ def prepare_model(
                 f"parameter or buffer '{name}' contains NaN or Inf values; the network is not a "
                 "finite piecewise-affine function. Check the training run that produced it"
             )
-    if not dtype.is_floating_point:
-        raise UnsupportedModelError(f"dtype must be a floating type, got {dtype}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype.is_complex:
+        raise UnsupportedModelError(f"dtype must be a floating torch dtype (torch.float64), got {dtype!r}")
+    if dtype in _HALF_DTYPES:
+        raise UnsupportedModelError(
+            f"dtype={dtype} is too imprecise for an exact partition (about 3 significant digits: "
+            "vertices of neighbouring regions collide and the affine maps are far from the model's). "
+            "Use dtype=torch.float64 (the default); a half-precision model is analysed exactly in "
+            "float64 as the function of its (exactly widened) weights"
+        )
+    check_no_forward_hooks(model)
     device = resolve_device(device, model)
     memo = {id(v): v.detach().clone() for v in autograd_attributes(model)}
     copied = copy.deepcopy(model, memo)
     copied.to(device=device, dtype=dtype)
     copied.eval()
+    _bake_weights(copied)
     for p in copied.parameters():
         p.requires_grad_(False)
     return copied, device

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from .specs import PWLSpec
+from .specs import GroupSpec, PWLSpec
 
 
 # --------------------------------------------------------------------------- program
@@ -83,11 +83,13 @@ def call_step(step: Step, args: tuple, kwargs: dict, model: nn.Module) -> Any:
 
 
 def evaluate_program(
-    program: Program, model: nn.Module, x: torch.Tensor
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    program: Program, model: nn.Module, x: torch.Tensor, with_shapes: bool = False
+) -> Any:
     """Run ``program`` (traced from ``model``) on a batch of real inputs ``x``: the output and the
     input of every piecewise-linear step, flattened to ``(N, units)`` (copies taken before the step
-    runs, since an in-place activation overwrites its input). ``x`` itself may be overwritten.
+    runs, since an in-place activation overwrites its input; a max of two tensors gets both,
+    concatenated). ``x`` itself may be overwritten. ``with_shapes``: also the per-sample shapes of
+    every piecewise-linear step's inputs (what :func:`splinecam.engine.kinds.kind_for` takes).
 
     Examples
     --------
@@ -99,6 +101,7 @@ def evaluate_program(
     """
     env: dict[int, Any] = {}
     pre: list[torch.Tensor] = []
+    shapes: list[list[tuple[int, ...]]] = []
     for i, step in enumerate(program.steps):
         if step.kind == "input":
             env[i] = x
@@ -106,8 +109,28 @@ def evaluate_program(
         args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
         kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
         if step.kind == "pwl":
-            pre.append(args[0].reshape(len(x), -1).clone())
+            flat, shp = pwl_inputs(step, args, len(x))
+            pre.append(flat)
+            shapes.append(shp)
         env[i] = call_step(step, args, kwargs, model)
+    if with_shapes:
+        return env[program.output], pre, shapes
     return env[program.output], pre
 
 
+def pwl_inputs(step: Step, args: tuple, n: int) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+    """The input of a piecewise-linear step on ``n`` real points, flattened to ``(n, units)`` (a copy),
+    and the per-sample shapes of its operands. ``torch.maximum(a, b)`` has both operands, a constant
+    one broadcast to the output's shape."""
+    spec = step.pwl
+    if isinstance(spec, GroupSpec) and spec.how == "pair":
+        vals = [torch.as_tensor(a) for a in args[:2]]
+        full = torch.broadcast_shapes(*(v.shape for v in vals))
+        parts, shapes = [], []
+        for v, is_stack in zip(vals, spec.params["stack"]):
+            if not is_stack:
+                v = torch.broadcast_to(v.to(dtype=vals[0].dtype if spec.params["stack"][0] else vals[1].dtype), full)
+            parts.append(v.reshape(n, -1))
+            shapes.append(tuple(v.shape[1:]))
+        return torch.cat(parts, 1).clone(), shapes
+    return args[0].reshape(n, -1).clone(), [tuple(args[0].shape[1:])]

@@ -1,5 +1,6 @@
 """Classification tables: which torch modules, functions and methods are affine, piecewise-linear,
-refused as not piecewise-linear, or shape queries; and the specs of the piecewise-linear ones."""
+refused as not piecewise-linear, or shape queries. The piecewise-linear ones and their specs are in
+:mod:`splinecam.trace.nonlinear`."""
 
 from __future__ import annotations
 
@@ -9,26 +10,6 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from .specs import PWLSpec
-
-
-def _pwl_from_module(mod: nn.Module) -> PWLSpec | None:
-    if isinstance(mod, nn.ReLU):
-        return PWLSpec("relu", [0.0], [0.0, 1.0])
-    if isinstance(mod, nn.LeakyReLU):
-        return PWLSpec("leaky_relu", [0.0], [float(mod.negative_slope), 1.0])
-    return None
-
-
-def _pwl_from_function(target: Any, args: tuple, kwargs: dict) -> PWLSpec | None:
-    if target in (F.relu, torch.relu, torch.relu_, F.relu_, "relu", "relu_"):
-        return PWLSpec("relu", [0.0], [0.0, 1.0])
-    if target in (F.leaky_relu, F.leaky_relu_):
-        slope = kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01)
-        return PWLSpec("leaky_relu", [0.0], [float(slope), 1.0])
-    return None
-
 
 # --------------------------------------------------------------------------- classification tables
 _AFFINE_MODULES: tuple[type, ...] = (
@@ -74,7 +55,6 @@ _NOT_PWL_MODULES: tuple[type, ...] = (
     nn.Softplus,
     nn.Mish,
     nn.Hardswish,
-    nn.Hardsigmoid,
     nn.LogSigmoid,
     nn.Softsign,
     nn.Tanhshrink,
@@ -87,20 +67,8 @@ _NOT_PWL_MODULES: tuple[type, ...] = (
     nn.MultiheadAttention,
     nn.Bilinear,
 )
-_PWL_NOT_YET_MODULES: tuple[type, ...] = (
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d,
-    nn.ReLU6,
-    nn.Hardtanh,
-    nn.PReLU,
-    nn.Threshold,
-    nn.Hardshrink,
-    nn.Softshrink,
-)
+# piecewise-linear modules that are not supported yet (none at present)
+_PWL_NOT_YET_MODULES: tuple[type, ...] = ()
 _NOT_PWL_FUNCTIONS = {
     F.gelu,
     F.silu,
@@ -118,7 +86,6 @@ _NOT_PWL_FUNCTIONS = {
     F.softplus,
     F.mish,
     F.hardswish,
-    F.hardsigmoid,
     F.layer_norm,
     F.group_norm,
     F.instance_norm,
@@ -134,27 +101,10 @@ _NOT_PWL_FUNCTIONS = {
     torch.bmm,
     torch.einsum,
 }
-_PWL_NOT_YET_FUNCTIONS = {
-    F.max_pool1d,
-    F.max_pool2d,
-    F.max_pool3d,
-    F.adaptive_max_pool1d,
-    F.adaptive_max_pool2d,
-    F.relu6,
-    F.hardtanh,
-    F.prelu,
-    torch.abs,
-    torch.clamp,
-    torch.clip,
-    torch.max,
-    torch.min,
-    torch.maximum,
-    torch.minimum,
-    torch.amax,
-    torch.amin,
-}
+_PWL_NOT_YET_FUNCTIONS: set = set()
 # functions that are linear in their (single or several) input-dependent tensor arguments
 _LINEAR_FUNCTIONS = {
+    torch.unflatten,
     torch.flatten,
     torch.reshape,
     torch.cat,
@@ -186,6 +136,7 @@ _LINEAR_FUNCTIONS = {
 }
 _AFFINE_FUNCTIONS = {F.linear, F.conv1d, F.conv2d, F.conv3d, F.batch_norm}
 _LINEAR_METHODS = {
+    "unflatten",
     "view",
     "reshape",
     "flatten",

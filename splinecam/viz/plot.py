@@ -36,6 +36,12 @@ from .graph_plot import plot_graphtool_graph, plot_networkx_graph  # noqa: F401 
 __all__ = [
     "PlotArtists",
     "plot_partition",
+    "slice_axis_labels",
+    "area_limits",
+    "outlines_visible",
+    "class_palette",
+    "MIN_OUTLINED_REGION_PX",
+    "CLASS_TINT",
     "plot_regions",
     "plot_surface",
     "plot_image",
@@ -73,6 +79,8 @@ class PlotArtists:
         The slice's anchor points.
     image : AxesImage or None
         The image of :func:`plot_image`.
+    legend : Legend or None
+        The legend (``legend=True``).
     """
 
     ax: Any = None
@@ -83,6 +91,7 @@ class PlotArtists:
     data: Any = None
     anchors: Any = None
     image: Any = None
+    legend: Any = None
 
     def __getitem__(self, key: str) -> Any:
         if key not in {f.name for f in fields(self)}:
@@ -176,7 +185,7 @@ def region_colors(
     if color_by == "class":
         cls = _class_of_regions(part)
         n = max(int(part.num_outputs), 2)
-        return _palette(n)[cls], "rgba"
+        return class_palette(n, tint=True)[cls], "rgba"
     if color_by == "random":
         lo, hi = float(color_range[0]), float(color_range[1])
         groups = np.arange(r)
@@ -242,7 +251,9 @@ def plot_partition(part: Any, ax: Any = None, *args: Any, **kwargs: Any) -> Plot
     color_by : str or array_like, default "slope"
         Region colouring: ``"slope"`` (Frobenius norm of the output slope ``A[r]``, as in the
         original's training videos), ``"class"`` (argmax class at the centroid; one output:
-        ``f > 0``), ``"area"`` (log scale), ``"random"`` (seeded palette, the same every call),
+        ``f > 0``; light tints of :func:`class_palette`, so that data points in the full colours
+        stay visible), ``"area"`` (log scale with limits at the 2nd and 98th percentiles of the log
+        areas, see :func:`area_limits`), ``"random"`` (seeded palette, the same every call),
         ``"layer"`` (the layer that created the region: the largest ``edge_layer`` of its edges), or
         an array of ``(R,)`` values / ``(R, 3|4)`` colours. See :func:`region_colors`.
     boundary : bool, default True
@@ -257,6 +268,9 @@ def plot_partition(part: Any, ax: Any = None, *args: Any, **kwargs: Any) -> Plot
         border lines; with ``color_by="random"`` the regions of that coarser partition share a colour).
     edgecolor, linewidth : optional
         Colour (default ``"w"``) and width (default 0.3) of the region borders; ``linewidth=0`` hides them.
+        When neither is given and the average region is less than :data:`MIN_OUTLINED_REGION_PX`
+        (4) pixels across at the axes' size and the figure's DPI (typically some tens of thousands
+        of regions), the outlines are dropped: they would cover the fills (:func:`outlines_visible`).
     alpha : float, optional
         Opacity of the regions.
     cmap : str or Colormap, optional
@@ -264,7 +278,8 @@ def plot_partition(part: Any, ax: Any = None, *args: Any, **kwargs: Any) -> Plot
     vmin, vmax : float, optional
         Fixed colour limits (keep them constant across the frames of a training video).
     colorbar : bool, default True
-        Add a colorbar for a continuous colouring (``"slope"``, ``"area"``, ``"layer"``, arrays).
+        Add a labelled colorbar for a continuous colouring (``"slope"``, ``"area"``, ``"layer"``,
+        arrays); its ends show arrows where values lie beyond the colour limits.
     seed : int, default 0
         Seed of the ``"random"`` palette.
     color_range : (float, float), default (0.3, 0.9)
@@ -272,18 +287,34 @@ def plot_partition(part: Any, ax: Any = None, *args: Any, **kwargs: Any) -> Plot
     boundary_color, boundary_width : optional
         Decision boundary style (default red, 2.0).
     data : array or (X, y), optional
-        Input-space points (any input shape) projected with ``slice.to_slice`` and scattered,
-        coloured by the integer labels ``y`` if given.
+        Input-space points (any input shape) projected with ``slice.to_slice`` and scattered with
+        black edges, in the class colours of :func:`class_palette` for integer labels ``y`` (the
+        same colours as the regions of ``color_by="class"``, which are lighter tints of them).
+    data_size : float, default 14
+        Marker area of the data points (points squared).
     anchors : bool, default True
         Mark the slice's anchors (:meth:`Slice.from_anchors`) when it has them.
     xlim, ylim : (float, float), optional
         Axis limits; the domain's bounding box by default.
+    axis_labels : bool or (str, str), default True
+        Label the axes (an axis that already has a label keeps it): ``$x_1$``, ``$x_2$`` when the
+        slice coordinates are input coordinates (a :meth:`Slice.box` of a 2-D input model; see
+        :attr:`Slice.input_axes`), else ``$u_1$``, ``$u_2$``; or the two labels given; False: none.
+    legend : bool, default False
+        Add a legend of what is drawn: the class colours of the regions (``color_by="class"``),
+        the data points' classes, the decision boundary, the layers' border colours
+        (``edges_by_layer=True``) and the anchors. A continuous colouring is explained by its
+        colorbar instead.
+    legend_kw : dict, optional
+        Passed to :meth:`~matplotlib.axes.Axes.legend` (default ``loc="best"``, small font).
+    class_names : sequence of str, optional
+        Names of the classes in the legend (default ``"class 0"``, ``"class 1"``, ...).
 
     Returns
     -------
     PlotArtists
         ``regions`` (PolyCollection, one path per region), ``edges``, ``boundary``, ``colorbar``,
-        ``data``, ``anchors``.
+        ``data``, ``anchors``, ``legend``.
 
     Examples
     --------
@@ -296,6 +327,12 @@ def plot_partition(part: Any, ax: Any = None, *args: Any, **kwargs: Any) -> Plot
     >>> art = plot_partition(part, ax=ax, color_by="random", edges_by_layer=True, boundary=False)
     >>> len(art.regions.get_paths()) == part.num_regions
     True
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('$x_1$', '$x_2$')
+    >>> art = plot_partition(part, ax=ax, color_by="class", legend=True)
+    >>> [t.get_text() for t in art.legend.get_texts()][-1]
+    'decision boundary (output = 0)'
+
     >>> plt.close(fig)
     """
     from ..result import Partition
@@ -332,10 +369,14 @@ def _plot_partition(
     boundary_color: Any = "r",
     boundary_width: float = 2.0,
     data: Any = None,
-    data_size: float = 12.0,
+    data_size: float = 14.0,
     anchors: bool = True,
     xlim: Sequence[float] | None = None,
     ylim: Sequence[float] | None = None,
+    axis_labels: Any = True,
+    legend: bool = False,
+    legend_kw: dict[str, Any] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> PlotArtists:
     import matplotlib as mpl
     from matplotlib.collections import LineCollection, PolyCollection
@@ -346,7 +387,10 @@ def _plot_partition(
     mode = color_by if isinstance(color_by, str) else "array"
     verts, _ = part.padded_polygons()
     separate_edges = edges_by_layer or max_layer is not None
-    lw = 0.3 if linewidth is None else float(linewidth)
+    if linewidth is None and edgecolor is None and not separate_edges and not outlines_visible(part, ax):
+        lw = 0.0  # the regions are too small for outlines: they would cover the fills
+    else:
+        lw = 0.3 if linewidth is None else float(linewidth)
     ec = "w" if edgecolor is None else edgecolor
     pc = PolyCollection(
         verts,
@@ -357,14 +401,17 @@ def _plot_partition(
         antialiaseds=not separate_edges and lw > 0,
     )
     label = None
+    extend = "neither"
     if kind == "continuous":
         if mode == "area":
+            lo, hi = area_limits(values, vmin, vmax)
+            norm: Any = mpl.colors.LogNorm(vmin=lo, vmax=hi)
             pos = values[values > 0]
-            lo = vmin if vmin is not None else (float(pos.min()) if len(pos) else 1e-12)
-            hi = vmax if vmax is not None else (float(pos.max()) if len(pos) else 1.0)
-            norm: Any = mpl.colors.LogNorm(vmin=lo, vmax=max(hi, lo * (1 + 1e-12)))
-            values = np.maximum(values, lo)
-            label = "region area"
+            if len(pos):
+                extend = {(False, False): "neither", (True, False): "min", (False, True): "max",
+                          (True, True): "both"}[(bool(pos.min() < lo), bool(pos.max() > hi))]
+            values = np.maximum(values, np.nextafter(0.0, 1.0))
+            label = "region area (log scale)"
         elif mode == "layer":
             lo_l = -1 if len(values) and values.min() < 0 else 0
             hi_l = max(len(part.layer_names), 1) - 1
@@ -392,14 +439,27 @@ def _plot_partition(
     ax.add_collection(pc)
     art.regions = pc
     if kind == "continuous" and colorbar:
-        cb = ax.figure.colorbar(pc, ax=ax)
+        cb = ax.figure.colorbar(pc, ax=ax, extend=extend)
         if label:
             cb.set_label(label)
         if mode == "layer":
             cb.set_ticks(layer_ticks)
         art.colorbar = cb
 
+    handles: list[Any] = []
+    n_classes = max(int(part.num_outputs), 2)
+    names = _class_names(class_names, n_classes)
+    if mode == "class":
+        from matplotlib.patches import Patch
+
+        tints = class_palette(n_classes, tint=True)
+        for c in np.unique(_class_of_regions(part)):
+            handles.append(Patch(facecolor=tints[c], edgecolor="0.4", linewidth=0.5,
+                                 label=f"regions of {names[c]}"))
+
     if separate_edges:
+        from matplotlib.lines import Line2D
+
         el = np.asarray(part.edge_layer)
         mask = el >= 0
         if max_layer is not None:
@@ -408,56 +468,243 @@ def _plot_partition(
         lwe = 0.6 if linewidth is None else float(linewidth)
         if edges_by_layer:
             nl = max(len(part.layer_names), 1)
-            lc = LineCollection(segs, linewidths=lwe, cmap=mpl.colors.ListedColormap(_palette(nl)))
+            pal = _palette(nl)
+            lc = LineCollection(segs, linewidths=lwe, cmap=mpl.colors.ListedColormap(pal))
             lc.set_array(el[mask].astype(np.float64))
             lc.set_norm(mpl.colors.BoundaryNorm(np.arange(-0.5, nl, 1.0), ncolors=nl))
+            for li in np.unique(el[mask]):
+                name = part.layer_names[li] if li < len(part.layer_names) else str(li)
+                handles.append(Line2D([], [], color=pal[li], linewidth=1.5,
+                                      label=f"borders made by layer {li} ({name})"))
         else:
             lc = LineCollection(segs, linewidths=lwe, colors=ec)
+            handles.append(Line2D([], [], color=ec, linewidth=1.0, label="region borders"))
         ax.add_collection(lc)
         art.edges = lc
 
     if boundary:
+        from matplotlib.lines import Line2D
+
         db = part.decision_boundary(classes=classes, threshold=threshold)
         segs = _boundary_segments(db)
         bl = LineCollection(segs, colors=boundary_color, linewidths=boundary_width, zorder=3)
         ax.add_collection(bl)
         art.boundary = bl
+        if classes is not None:
+            blabel = f"decision boundary {names[int(classes[0])]} | {names[int(classes[1])]}"
+        elif int(part.num_outputs) == 1:
+            blabel = f"decision boundary (output = {threshold:g})"
+        else:
+            blabel = "decision boundary"
+        handles.append(Line2D([], [], color=boundary_color, linewidth=boundary_width, label=blabel))
 
     if data is not None:
-        if isinstance(data, tuple) and len(data) == 2:
-            x, y = data
-        else:
-            x, y = data, None
-        u = part.slice.to_slice(_to_numpy(x)) if len(x) else np.zeros((0, 2))
-        if y is None or len(u) == 0:
-            art.data = ax.scatter(u[:, 0], u[:, 1], s=data_size, c="k", zorder=4)
-        else:
-            lab = _to_numpy(y).reshape(-1)
-            if np.issubdtype(lab.dtype, np.integer) or np.all(lab == np.round(lab)):
-                lab = lab.astype(np.int64)
-                uniq, inv = np.unique(lab, return_inverse=True)
-                cols = _palette(max(int(lab.max()) + 1 if lab.min() >= 0 else len(uniq), 2))
-                idx = lab if lab.min() >= 0 else inv
-                art.data = ax.scatter(
-                    u[:, 0], u[:, 1], s=data_size, c=cols[idx], edgecolors="k", linewidths=0.3, zorder=4
-                )
-            else:
-                art.data = ax.scatter(
-                    u[:, 0], u[:, 1], s=data_size, c=lab, edgecolors="k", linewidths=0.3, zorder=4
-                )
+        art.data = _scatter_data(part, ax, data, data_size, n_classes, names, handles)
 
     anc = getattr(part.slice, "anchors", None)
     if anchors and anc is not None and len(anc):
+        from matplotlib.lines import Line2D
+
         anc = np.asarray(anc)
         art.anchors = ax.scatter(
             anc[:, 0], anc[:, 1], marker="*", s=160, c="gold", edgecolors="k", linewidths=0.8, zorder=5
         )
+        handles.append(Line2D([], [], linestyle="", marker="*", markersize=12, markerfacecolor="gold",
+                              markeredgecolor="k", label="anchors"))
 
     (x0, x1), (y0, y1) = _domain_limits(part)
     ax.set_xlim(*(xlim if xlim is not None else (x0, x1)))
     ax.set_ylim(*(ylim if ylim is not None else (y0, y1)))
     ax.set_aspect("equal")
+    if axis_labels is not False and axis_labels is not None:
+        labels = slice_axis_labels(part.slice) if axis_labels is True else tuple(axis_labels)
+        if len(labels) != 2:
+            raise ValueError(f"axis_labels must be True, False or two strings, got {axis_labels!r}")
+        if not ax.get_xlabel():
+            ax.set_xlabel(labels[0])
+        if not ax.get_ylabel():
+            ax.set_ylabel(labels[1])
+    if legend and handles:
+        kw = {"loc": "best", "fontsize": "small", "framealpha": 0.9}
+        kw.update(legend_kw or {})
+        art.legend = ax.legend(handles=handles, **kw)
     return art
+
+
+def _class_names(class_names: Sequence[str] | None, n: int) -> list[str]:
+    if class_names is None:
+        return [f"class {c}" for c in range(n)]
+    names = [str(c) for c in class_names]
+    if len(names) < n:
+        raise ValueError(f"class_names has {len(names)} names for {n} classes; give one name per class")
+    return names
+
+
+def _scatter_data(
+    part: Any, ax: Any, data: Any, size: float, n_classes: int, names: list[str], handles: list[Any]
+) -> Any:
+    """Scatter input points (projected to the slice): saturated class colours with black edges,
+    so that they stand out on the light tints of their own class's regions."""
+    from matplotlib.lines import Line2D
+
+    if isinstance(data, tuple) and len(data) == 2:
+        x, y = data
+    else:
+        x, y = data, None
+    u = part.slice.to_slice(_to_numpy(x)) if len(x) else np.zeros((0, 2))
+    style = {"s": size, "edgecolors": "k", "linewidths": 0.6, "zorder": 4}
+    if y is None or len(u) == 0:
+        handles.append(Line2D([], [], linestyle="", marker="o", markerfacecolor="k", markeredgecolor="k",
+                              markersize=5, label="data"))
+        return ax.scatter(u[:, 0], u[:, 1], s=size, c="k", zorder=4)
+    lab = _to_numpy(y).reshape(-1)
+    if not (np.issubdtype(lab.dtype, np.integer) or np.all(lab == np.round(lab))):
+        return ax.scatter(u[:, 0], u[:, 1], c=lab, **style)
+    lab = lab.astype(np.int64)
+    uniq, inv = np.unique(lab, return_inverse=True)
+    if lab.min() >= 0:
+        idx, n = lab, max(int(lab.max()) + 1, n_classes)
+    else:
+        idx, n = inv.reshape(-1), max(len(uniq), 2)
+    cols = class_palette(n)
+    for k in np.unique(idx):
+        name = names[k] if lab.min() >= 0 and k < len(names) else f"class {uniq[k] if lab.min() < 0 else k}"
+        handles.append(Line2D([], [], linestyle="", marker="o", markerfacecolor=cols[k], markeredgecolor="k",
+                              markeredgewidth=0.6, markersize=5, label=f"data: {name}"))
+    return ax.scatter(u[:, 0], u[:, 1], c=cols[idx], **style)
+
+
+def slice_axis_labels(slc: Any) -> tuple[str, str]:
+    """Axis labels of a slice's coordinates: ``x_i, x_j`` when ``u`` are input coordinates, else ``u_1, u_2``.
+
+    See :attr:`Slice.input_axes`: a :meth:`Slice.box` of a model with 2-D input is labelled
+    ``$x_1$``, ``$x_2$``; a general slice (``x = origin + basis @ u``) ``$u_1$``, ``$u_2$``.
+
+    Examples
+    --------
+    >>> import numpy as np, splinecam as sc
+    >>> slice_axis_labels(sc.Slice.box())
+    ('$x_1$', '$x_2$')
+    >>> slice_axis_labels(sc.Slice.from_anchors(np.zeros(5)))
+    ('$u_1$', '$u_2$')
+    """
+    axes = getattr(slc, "input_axes", None)
+    if axes is None:
+        return "$u_1$", "$u_2$"
+    shape = tuple(getattr(slc, "input_shape", ()))
+    if len(shape) <= 1:
+        return tuple(f"$x_{i + 1}$" if i < 9 else f"$x_{{{i + 1}}}$" for i in axes)  # type: ignore[return-value]
+    return tuple(  # type: ignore[return-value]
+        "$x_{" + ",".join(str(int(k)) for k in np.unravel_index(i, shape)) + "}$" for i in axes
+    )
+
+
+def area_limits(
+    areas: Any, vmin: float | None = None, vmax: float | None = None, quantiles: Sequence[float] = (0.02, 0.98)
+) -> tuple[float, float]:
+    """Colour limits of the ``color_by="area"`` log scale: quantiles of the log areas.
+
+    The 2nd and 98th percentiles of ``log(area)`` over the regions of positive area, so that a few
+    slivers (areas of 1e-14 next to regions of 1) do not squeeze every other region into one
+    colour; regions outside the limits take the end colours (the colorbar shows arrows).
+
+    Parameters
+    ----------
+    areas : array_like
+        Region areas.
+    vmin, vmax : float, optional
+        Fixed limits (each replaces its quantile).
+    quantiles : (float, float)
+        The quantiles of the log areas used as limits.
+
+    Returns
+    -------
+    (float, float)
+        ``lo < hi``, both positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> area_limits(np.r_[1e-14, np.full(50, 1.0), np.full(50, 2.0)])  # one sliver: ignored
+    (1.0, 2.0)
+    """
+    a = np.asarray(areas, dtype=np.float64).ravel()
+    pos = a[np.isfinite(a) & (a > 0)]
+    if len(pos):
+        qlo, qhi = np.exp(np.quantile(np.log(pos), [float(quantiles[0]), float(quantiles[1])]))
+    else:
+        qlo, qhi = 1e-12, 1.0
+    lo = float(qlo) if vmin is None else float(vmin)
+    hi = float(qhi) if vmax is None else float(vmax)
+    if not lo > 0:
+        raise ValueError(f"the area colour scale is logarithmic: vmin must be positive, got {vmin}")
+    return lo, max(hi, lo * (1 + 1e-12))
+
+
+#: Outlines are dropped when the average region is fewer pixels across than this.
+MIN_OUTLINED_REGION_PX = 4.0
+
+
+def outlines_visible(part: Any, ax: Any) -> bool:
+    """Whether default region outlines leave the fills visible on ``ax``.
+
+    False when the average region (the domain's area over the region count) is less than
+    :data:`MIN_OUTLINED_REGION_PX` pixels across at the axes' size and the figure's DPI: then the
+    0.3-point outlines of neighbouring regions would cover most of the fills, so
+    :func:`plot_partition` draws the regions without outlines (an explicit ``linewidth`` or
+    ``edgecolor`` is always honoured).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> from matplotlib.figure import Figure
+    >>> import torch, splinecam as sc
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
+    >>> part = sc.partition(net, sc.Slice.box())
+    >>> outlines_visible(part, Figure(figsize=(4, 4), dpi=100).add_subplot())
+    True
+    """
+    r = int(part.num_regions)
+    if r <= 1:
+        return True
+    try:
+        bbox = ax.get_window_extent()
+        w_px, h_px = float(bbox.width), float(bbox.height)
+    except Exception:  # noqa: BLE001 - an axes we cannot measure: keep the outlines
+        return True
+    (x0, x1), (y0, y1) = _domain_limits(part)
+    if not (w_px > 0 and h_px > 0 and x1 > x0 and y1 > y0):
+        return True
+    px_per_unit = min(w_px / (x1 - x0), h_px / (y1 - y0))  # equal aspect
+    dom = np.asarray(part.slice.domain)
+    x, y = dom[:, 0], dom[:, 1]
+    area = 0.5 * abs(float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)))
+    mean_px = np.sqrt(area / r) * px_per_unit
+    return bool(mean_px >= MIN_OUTLINED_REGION_PX)
+
+
+def class_palette(n: int, tint: bool = False) -> np.ndarray:
+    """The ``(n, 4)`` RGBA class colours of the plots; ``tint=True``: the lighter region fills.
+
+    Data points of class ``c`` are drawn in ``class_palette(n)[c]`` (with black edges) over
+    regions of that class filled with ``class_palette(n, tint=True)[c]``, so points stay visible
+    on their own regions.
+
+    Examples
+    --------
+    >>> p, t = class_palette(2), class_palette(2, tint=True)
+    >>> bool((t[:, :3] >= p[:, :3]).all() and (t[:, :3].sum(1) > p[:, :3].sum(1)).all())
+    True
+    """
+    pal = _palette(n)
+    if tint:
+        pal = pal.copy()
+        pal[:, :3] = pal[:, :3] + CLASS_TINT * (1.0 - pal[:, :3])
+    return pal
+
+
+#: How much white is mixed into the class colours of the regions (``color_by="class"``).
+CLASS_TINT = 0.55
 
 
 def _to_numpy(x: Any) -> np.ndarray:

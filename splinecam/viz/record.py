@@ -53,6 +53,7 @@ from ..trace import autograd_attributes
 __all__ = [
     "Recorder",
     "Snapshot",
+    "StatisticsPlot",
     "eval_copy",
     "partition_copy",
     "preserve_rng",
@@ -486,24 +487,30 @@ class Recorder:
         keys: str | Sequence[str] = ("num_regions", "boundary_length"),
         ax: Any = None,
         **line_kw: Any,
-    ) -> list[Any]:
-        """Plot statistics over steps.
+    ) -> StatisticsPlot:
+        """Plot statistics over steps, each on its own axes.
+
+        Statistics of very different sizes (about 2,000 regions and a boundary of length 5) each
+        get their own y-axis: the axes are stacked and share the step axis. Integer-valued
+        statistics (region counts) get integer ticks; the y labels are aligned.
 
         Parameters
         ----------
         keys : str or sequence of str
             Columns of :meth:`statistics` to plot.
         ax : Axes or sequence of Axes, optional
-            One axes: every key on it (with a legend). As many axes as keys: one key on each.
-            None: one new row of axes per key on the current figure when there are several keys,
-            the current axes for one key.
+            None: stacked axes on the current figure when it is empty, else on a new figure (one
+            key: the current axes). One Axes and several keys: its place in the figure is split
+            into one stacked axes per key (the Axes given is removed). As many Axes as keys: one
+            key on each.
         **line_kw :
             Passed to ``Axes.plot``.
 
         Returns
         -------
-        list of Line2D
-            One line per key.
+        StatisticsPlot
+            ``axes`` (one per key), ``lines`` (one Line2D per key) and ``figure``; it also reads as
+            the sequence of lines (``len(p)``, ``p[0]``).
 
         Examples
         --------
@@ -515,42 +522,54 @@ class Recorder:
         >>> for s in range(3):
         ...     _ = rec.snapshot(mlp(width=4, depth=1, seed=s), s)
         >>> fig, ax = plt.subplots()
-        >>> len(rec.plot_statistics(("num_regions",), ax=ax))
-        1
+        >>> p = rec.plot_statistics(["num_regions", "boundary_length"], ax=ax)
+        >>> len(p.axes), p.axes[0] is not p.axes[1], [a.get_ylabel() for a in p.axes]
+        (2, True, ['num_regions', 'boundary_length'])
         >>> plt.close(fig)
         """
         keys = [keys] if isinstance(keys, str) else list(keys)
+        if not keys:
+            raise ValueError("keys is empty; name at least one statistic, e.g. 'num_regions'")
         cols = self.statistics()
         missing = [k for k in keys if k not in cols]
         if missing:
             raise KeyError(f"no statistic {missing[0]!r}; available: {sorted(cols)}")
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            if len(keys) == 1:
-                axes = [plt.gca()]
-            else:
-                fig = plt.gcf()
-                fig.clf()
-                axes = list(fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0])
-        elif isinstance(ax, (list, tuple, np.ndarray)):
+        made = False  # whether the axes are ours (stacked, sharing x)
+        if isinstance(ax, (list, tuple, np.ndarray)):
             axes = list(np.ravel(ax))
             if len(axes) != len(keys):
                 raise ValueError(f"got {len(axes)} axes for {len(keys)} keys; pass one axes or one per key")
+        elif len(keys) == 1:
+            if ax is None:
+                import matplotlib.pyplot as plt
+
+                ax = plt.gca()
+            axes = [ax]
         else:
-            axes = [ax] * len(keys)
+            axes = _stacked_axes(ax, len(keys))
+            made = True
+        from matplotlib.ticker import MaxNLocator
+
         lines = []
         kw = {"marker": ".", **line_kw}
+        steps = cols["step"]
         for k, a in zip(keys, axes):
-            (ln,) = a.plot(cols["step"], cols[k], label=k, **kw)
+            (ln,) = a.plot(steps, cols[k], label=k, **kw)
             lines.append(ln)
-            if len(set(map(id, axes))) > 1 or len(keys) == 1:
-                a.set_ylabel(k)
+            a.set_ylabel(k)
+            vals = np.asarray(cols[k], dtype=np.float64)
+            fin = vals[np.isfinite(vals)]
+            if np.issubdtype(np.asarray(cols[k]).dtype, np.integer) or (len(fin) and np.all(fin == np.round(fin))):
+                a.yaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True, steps=[1, 2, 2.5, 5, 10]))
+            a.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True, steps=[1, 2, 5, 10]))
+            a.grid(alpha=0.3)
         for a in {id(a): a for a in axes}.values():
-            a.set_xlabel("step")
-            if len(keys) > 1 and len(set(map(id, axes))) == 1:
-                a.legend()
-        return lines
+            if not made or a is axes[-1]:
+                a.set_xlabel("step")
+        fig = axes[0].figure
+        if len(axes) > 1 and all(a.figure is fig for a in axes):
+            fig.align_ylabels(axes)
+        return StatisticsPlot(figure=fig, axes=axes, lines=lines)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Any) -> Path:
@@ -696,7 +715,8 @@ class Recorder:
         cmap : str or Colormap, optional
             Colormap of a continuous colouring.
         vmin, vmax : float, optional
-            Colour limits; the minimum and maximum over all snapshots by default.
+            Colour limits; the minimum and maximum over all snapshots by default (``"area"``: the
+            2nd and 98th percentiles of the log areas, see :func:`splinecam.viz.plot.area_limits`).
         title : str
             Frame title, formatted with ``step``, ``regions`` and the snapshot's ``info`` scalars.
         progress : bool, optional
@@ -732,7 +752,7 @@ class Recorder:
         """
         from matplotlib.figure import Figure
 
-        from .plot import COLOR_BY, plot_partition, region_colors
+        from .plot import COLOR_BY, area_limits, plot_partition, region_colors
 
         out = Path(path)
         suffix = out.suffix.lower()
@@ -777,8 +797,8 @@ class Recorder:
         if continuous and mode != "layer":
             allv = np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v, _ in colorings])
             allv = allv[np.isfinite(allv)]
-            if mode == "area":
-                allv = allv[allv > 0]
+            if mode == "area":  # log scale: limits from quantiles, as in plot_partition
+                lo, hi = area_limits(allv, lo, hi)
             if lo is None:
                 lo = float(allv.min()) if len(allv) else 0.0
             if hi is None:
@@ -793,7 +813,7 @@ class Recorder:
         ratios = [1.3, 1.0] if side_panel else [1.0]
         gs = fig.add_gridspec(
             1, len(ratios), width_ratios=ratios, wspace=0.32,
-            left=0.06, right=0.92 if side_panel else 0.84, bottom=0.12, top=0.9,
+            left=0.085, right=0.92 if side_panel else 0.84, bottom=0.12, top=0.9,
         )
         ax = fig.add_subplot(gs[0, 0])
         ax.set_anchor("W")  # the equal-aspect plot hugs the left; its colorbar goes right of it
@@ -870,6 +890,69 @@ class Recorder:
         finally:
             fig.clear()  # a plain Figure (no pyplot): nothing is left open
         return out
+
+
+@dataclass
+class StatisticsPlot:
+    """What :meth:`Recorder.plot_statistics` drew: one axes and one line per statistic.
+
+    Reads as the sequence of its lines: ``len(p)``, ``p[0]``, ``for line in p``.
+
+    Attributes
+    ----------
+    figure : Figure
+        The figure of the axes.
+    axes : list of Axes
+        One per statistic, in the order of the keys.
+    lines : list of Line2D
+        One per statistic.
+    """
+
+    figure: Any
+    axes: list[Any]
+    lines: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.lines[i]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.lines)
+
+
+def _stacked_axes(ax: Any, n: int) -> list[Any]:
+    """``n`` axes stacked vertically, sharing x: in ``ax``'s place (which is removed), or on the
+    current figure when it is empty, or on a new figure."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.gcf() if plt.get_fignums() and not plt.gcf().axes else None
+        if fig is None:
+            fig = plt.figure(figsize=(6.4, 1.2 + 1.5 * n), layout="constrained")
+        elif fig.get_layout_engine() is None:
+            fig.set_layout_engine("constrained")
+        return list(fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0])
+    fig = ax.figure
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    if spec is not None:
+        gs = spec.subgridspec(n, 1, hspace=0.15)
+        ax.remove()
+        axes = [fig.add_subplot(gs[0, 0])]
+        axes += [fig.add_subplot(gs[i, 0], sharex=axes[0]) for i in range(1, n)]
+    else:  # an axes placed by hand: split its rectangle
+        x0, y0, w, h = ax.get_position().bounds
+        ax.remove()
+        gap = 0.15 * h / n
+        hh = (h - gap * (n - 1)) / n
+        axes = []
+        for i in range(n):
+            rect = (x0, y0 + (n - 1 - i) * (hh + gap), w, hh)
+            axes.append(fig.add_axes(rect, sharex=axes[0] if axes else None))
+    for a in axes[:-1]:
+        a.tick_params(labelbottom=False)
+    return axes
 
 
 def _color_label(mode: str) -> str:

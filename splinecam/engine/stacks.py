@@ -1,0 +1,98 @@
+"""Affine stacks: every tensor of the network on a batch of regions, as affine functions of ``u``.
+
+A tensor of shape ``(3 * B, *shape)`` whose rows ``3b``, ``3b + 1``, ``3b + 2`` hold, for region ``b``,
+the value at ``u = 0`` and the two partial derivatives. :class:`_Runner` applies the program's
+non-cutting steps to such stacks by running the real torch module on them; an affine step's bias (the
+module applied to zeros) is then removed from the derivative rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..trace import Program, _map_args, _Ref, call_step
+
+__all__: list[str] = []
+
+
+class _Runner:
+    """Executes the non-cutting steps of a program on affine stacks."""
+
+    def __init__(self, program: Program, model: nn.Module) -> None:
+        self.program = program
+        self.model = model
+        self.bias_cache: dict[int, Any] = {}
+        self.const_cache: dict[int, Any] = {}
+
+    def run_step(self, i: int, env: dict[int, Any], nreg: int) -> Any:
+        step = self.program.steps[i]
+        if step.kind == "const":
+            if i not in self.const_cache:
+                args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+                kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+                self.const_cache[i] = call_step(step, args, kwargs, self.model)
+            return self.const_cache[i]
+        args = _map_args(step.args, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
+        if step.kind == "meta":
+            return call_step(step, args, kwargs, self.model)
+        # affine
+        out = call_step(step, args, kwargs, self.model)
+        has_const = step.mode in ("bias", "add", "sub", "rsub")
+        if has_const:
+            stack_refs = {
+                int(a)
+                for a in _collect_refs((step.args, step.kwargs))
+                if self.program.steps[int(a)].kind in ("input", "affine", "pwl")
+            }
+            const_refs = [
+                int(a)
+                for a in _collect_refs((step.args, step.kwargs))
+                if int(a) not in stack_refs and self.program.steps[int(a)].kind == "const"
+            ]
+            pure_stack_sum = step.mode in ("add", "sub") and not const_refs and _only_refs(step.args[:2])
+            if not pure_stack_sum:
+                if i not in self.bias_cache:
+                    def zero(a: Any) -> Any:
+                        if isinstance(a, _Ref):
+                            v = env[int(a)]
+                            if int(a) in stack_refs:
+                                return torch.zeros((1, *v.shape[1:]), dtype=v.dtype, device=v.device)
+                            return v
+                        return a
+
+                    zargs = _map_args(step.args, zero)
+                    zkwargs = _map_args(step.kwargs, zero)
+                    self.bias_cache[i] = call_step(step, zargs, zkwargs, self.model)
+                bias = self.bias_cache[i]
+                fresh = out._base is None and all(
+                    out.data_ptr() != env[r].data_ptr() for r in stack_refs if isinstance(env[r], torch.Tensor)
+                )
+                out = out.reshape(nreg, 3, *out.shape[1:])
+                if not fresh:  # a view of an input: do not write into it
+                    out = out.clone()
+                out[:, 1:] -= bias
+                out = out.reshape(nreg * 3, *out.shape[2:])
+        return out
+
+
+def _gather(v: Any, g: torch.Tensor) -> Any:
+    """Rows of the regions ``g`` of an affine stack (or of a tuple of stacks)."""
+    if isinstance(v, (tuple, list)):
+        return type(v)(_gather(t, g) for t in v)
+    return torch.index_select(v.reshape(-1, 3 * v[0].numel()), 0, g).reshape(-1, *v.shape[1:])
+
+
+def _collect_refs(a: Any) -> list[_Ref]:
+    out: list[_Ref] = []
+    _map_args(a, lambda x: out.append(x) if isinstance(x, _Ref) else None)
+    return out
+
+
+def _only_refs(args: tuple) -> bool:
+    return len(args) == 2 and all(isinstance(a, _Ref) for a in args)
+
+
