@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -935,6 +936,9 @@ class Partition:
         anchors: bool | None = None,
         xlim: tuple[float, float] | None = None,
         ylim: tuple[float, float] | None = None,
+        axis_labels: bool | tuple[str, str] | None = None,
+        legend_kw: dict[str, Any] | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> PlotArtists:
         """Draw the partition: regions (one PolyCollection), their borders, the decision boundary,
         data points and anchors; returns the artists (``plt.show()`` is never called).
@@ -951,7 +955,11 @@ class Partition:
         boundary : bool
             Draw the decision boundary.
         legend : bool
-            Add a legend (classes, data, boundary, layers).
+            Add a legend of what is drawn (region classes, data classes, boundary, layers, anchors).
+        legend_kw : dict, optional
+            Passed to ``Axes.legend``.
+        class_names : sequence of str, optional
+            The classes' names in the legend.
         classes, threshold :
             Passed to :meth:`decision_boundary`.
         edges_by_layer : bool
@@ -974,6 +982,9 @@ class Partition:
             Mark the slice's anchors (default True).
         xlim, ylim : (float, float), optional
             Axis limits (the domain's bounding box by default).
+        axis_labels : bool or (str, str)
+            Label the axes (default True: ``x_1``, ``x_2`` for input coordinates, else ``u_1``,
+            ``u_2``), or give the two labels; False: none.
 
         Returns
         -------
@@ -1001,6 +1012,7 @@ class Partition:
             "colorbar": colorbar, "seed": seed, "color_range": color_range,
             "boundary_color": boundary_color, "boundary_width": boundary_width, "data": data,
             "data_size": data_size, "anchors": anchors, "xlim": xlim, "ylim": ylim,
+            "axis_labels": axis_labels, "legend_kw": legend_kw, "class_names": class_names,
         }
         # only what was given: plot_partition's own defaults apply to the rest
         kw = {k: v for k, v in options.items() if v is not None}

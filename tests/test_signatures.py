@@ -34,7 +34,7 @@ def test_real_return_types_and_numpydoc(name):
 def test_partition_plot_lists_plot_partitions_options():
     params = inspect.signature(sc.Partition.plot).parameters
     for opt in ("legend", "edges_by_layer", "max_layer", "linewidth", "cmap", "vmin", "vmax", "colorbar",
-                "data", "anchors", "xlim", "ylim", "boundary_color"):
+                "data", "anchors", "xlim", "ylim", "boundary_color", "axis_labels", "legend_kw", "class_names"):
         assert opt in params, opt
     assert params["legend"].default is False
 
@@ -67,3 +67,12 @@ def test_splinecam_callback_passes_its_parameters_through(monkeypatch):
     assert (cb.every_n_steps, cb.log_figure, cb.tag, cb.record_on_train_start) == (7, False, "run/geometry", False)
     rec = sc.Recorder(sc.Slice.box(), every=3)
     assert L.SplineCamCallback(recorder=rec).every_n_steps == 3
+
+
+def test_partition_plot_passes_every_option_of_plot_partition():
+    """The facade lists plot_partition's options: none is missing from its signature."""
+    from splinecam.viz import plot as plot_mod
+
+    facade = set(inspect.signature(sc.Partition.plot).parameters) - {"self"}
+    full = set(inspect.signature(plot_mod._plot_partition).parameters) - {"part"}
+    assert full <= facade, sorted(full - facade)
