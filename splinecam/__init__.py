@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import sys as _sys
 
-from . import datasets, layers
+from . import datasets, layers, models
 from .analysis import boundary, graph, stats
 from .analysis.boundary import BoundaryError, DecisionBoundary
 from .analysis.complexity import LocalComplexity, local_complexity
 from .analysis.graph import DecisionRegion
 from .analysis.stats import density, statistics
 from .compat import compute, utils, wrappers
-from .errors import NotPiecewiseLinearError, SliceError, SplineCamError, UnsupportedModelError
+from .engine.estimate import RegionEstimate, estimate_regions
+from .errors import (
+    AnchorShapeWarning,
+    LargePartitionWarning,
+    NotPiecewiseLinearError,
+    PrecisionWarning,
+    SliceError,
+    SplineCamError,
+    SplineCamWarning,
+    UnsupportedModelError,
+)
 from .many import iter_partitions, partition_many
 from .partitioning import partition
 from .result import Partition
@@ -49,6 +59,8 @@ __all__ = [
     "partition",
     "partition_many",
     "iter_partitions",
+    "estimate_regions",
+    "RegionEstimate",
     "VerifyReport",
     # downstream
     "DecisionBoundary",
@@ -69,6 +81,10 @@ __all__ = [
     "NotPiecewiseLinearError",
     "UnsupportedModelError",
     "SliceError",
+    "SplineCamWarning",
+    "LargePartitionWarning",
+    "AnchorShapeWarning",
+    "PrecisionWarning",
     "__version__",
     # submodules (the original toolbox's names live in utils, wrappers, compute and plot)
     "boundary",
@@ -76,6 +92,7 @@ __all__ = [
     "datasets",
     "layers",
     "graph",
+    "models",
     "plot",
     "record",
     "stats",

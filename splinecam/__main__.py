@@ -6,6 +6,13 @@ demo
     Train a small ReLU MLP on the built-in two-moons data for a few seconds, compute its exact
     partition and decision boundary over a box around the data, check it against the model with
     :meth:`splinecam.Partition.verify`, and write a PNG.
+plot
+    Draw the exact partition of your own model without writing code: the model comes from a Python
+    factory you name (``pkg.module:make_model``, imported with the current directory on the path),
+    its weights from a ``state_dict`` file, the slice from ``--box`` (2-D input) or ``--anchors``
+    (a tensor file of 1-3 input points). Files are read with ``torch.load(weights_only=True)``: the
+    CLI never unpickles arbitrary objects (a pickle can run any code), and says so when a file
+    needs it.
 
 Examples
 --------
@@ -13,6 +20,10 @@ From a shell::
 
     python -m splinecam demo --out /tmp --steps 1000
     # demo: 1234 regions, boundary length 5.67, exact partition in 0.05 s; wrote /tmp/splinecam_demo.png
+
+    # mynets.py defines make_model() -> nn.Module; weights saved by torch.save(model.state_dict(), ...)
+    python -m splinecam plot --model mynets:make_model --weights state.pt --box -2 2 -2 2 -o regions.png
+    python -m splinecam plot --model mynets:make_cnn --weights cnn.pt --anchors images.pt --pad 1 -o cnn.png
 
 From Python:
 
@@ -29,7 +40,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "run_demo", "build_parser"]
+__all__ = ["main", "run_demo", "run_plot", "load_factory", "load_tensor_file", "build_parser", "CLIError"]
 
 DEMO_FILENAME = "splinecam_demo.png"
 
@@ -155,6 +166,220 @@ def run_demo(
     }
 
 
+class CLIError(Exception):
+    """A user error of the command line (bad factory, weights or anchors file); printed, exit status 1."""
+
+
+_WEIGHTS_ONLY_HINT = (
+    "The splinecam CLI reads files only with torch.load(weights_only=True), which loads tensors and "
+    "plain containers and never unpickles arbitrary objects (a pickle can run any code when loaded). "
+)
+
+
+def load_factory(spec: str) -> Any:
+    """The ``nn.Module`` made by a factory named ``"pkg.module:attr"`` (``attr`` may be dotted).
+
+    The module is imported with the current directory first on ``sys.path``. A callable (a function
+    or a class) is called with no arguments; an ``nn.Module`` instance is used as it is.
+
+    Examples
+    --------
+    >>> net = load_factory("splinecam.training:mlp")
+    >>> type(net).__name__
+    'Sequential'
+    """
+    import importlib
+
+    import torch.nn as nn
+
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise CLIError(f"--model must be 'module:factory' (e.g. mynets:make_model), got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise CLIError(
+            f"cannot import module {mod_name!r} for --model ({exc}); run from the directory that holds "
+            f"{mod_name.split('.')[0]}.py (or its package), or install it"
+        ) from exc
+    obj: Any = mod
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise CLIError(f"module {mod_name!r} has no attribute {attr!r} (for --model {spec})")
+        obj = getattr(obj, part)
+    if isinstance(obj, nn.Module):
+        return obj
+    if not callable(obj):
+        raise CLIError(f"--model {spec}: {attr!r} is a {type(obj).__name__}, not a function returning a module")
+    try:
+        model = obj()
+    except TypeError as exc:
+        raise CLIError(
+            f"--model {spec}: calling {attr}() failed ({exc}); the factory must work with no arguments "
+            "(wrap it: def make_model(): return Net(width=64))"
+        ) from exc
+    if not isinstance(model, nn.Module):
+        raise CLIError(f"--model {spec}: {attr}() returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def load_tensor_file(path: str, what: str) -> Any:
+    """``torch.load(path, weights_only=True, map_location="cpu")`` with messages for the CLI."""
+    import pickle
+
+    import torch
+
+    if not os.path.isfile(path):
+        raise CLIError(f"{what} file {path!r} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CLIError(
+            f"{what} file {path!r} holds objects other than tensors ({first}). {_WEIGHTS_ONLY_HINT}"
+            + (
+                "If it is a whole model saved with torch.save(model, ...), save its weights instead: "
+                "torch.save(model.state_dict(), 'state.pt'), and name the code that builds the model "
+                "with --model."
+                if what == "--weights"
+                else "Save the anchors as a plain tensor: torch.save(x, 'anchors.pt')."
+            )
+        ) from exc
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise CLIError(f"cannot read {what} file {path!r} with torch.load: {exc}") from exc
+
+
+def _state_dict(obj: Any, path: str) -> dict[str, Any]:
+    import torch
+
+    def tensors(d: Any) -> bool:
+        return isinstance(d, dict) and bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
+
+    if tensors(obj):
+        return obj
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if tensors(obj.get(key)):
+                return obj[key]
+    raise CLIError(
+        f"--weights file {path!r} is not a state_dict (a dict of tensors), nor a checkpoint dict with one "
+        f"under 'state_dict' or 'model_state_dict'; it holds a {type(obj).__name__}. Save the weights "
+        "with torch.save(model.state_dict(), 'state.pt')"
+    )
+
+
+def run_plot(
+    model: str,
+    out: str = "splinecam_plot.png",
+    *,
+    weights: str | None = None,
+    box: Sequence[float] | None = None,
+    anchors: str | None = None,
+    pad: float = 2.0,
+    seed: int = 0,
+    color_by: str = "slope",
+    boundary: bool = True,
+    dpi: float = 150,
+    device: str | None = None,
+    progress: bool = False,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Build a model from a factory, load its weights, partition a slice and save the picture.
+
+    Parameters
+    ----------
+    model : str
+        ``"pkg.module:factory"`` (:func:`load_factory`).
+    out : str
+        The image file (its suffix picks the format: ``.png``, ``.pdf``, ``.svg``...).
+    weights : str, optional
+        A ``state_dict`` file (``torch.save(model.state_dict(), path)``), loaded with
+        ``torch.load(weights_only=True)`` into ``model.load_state_dict`` (strict).
+    box : (x0, x1, y0, y1), optional
+        The slice for a model with 2-D input: :meth:`Slice.box`.
+    anchors : str, optional
+        A tensor file of 1-3 input points, shape ``(m, *input_shape)`` (one image: ``x[None]``), or
+        a list of tensors: :meth:`Slice.from_anchors` with ``pad`` and ``seed``.
+    color_by, boundary :
+        As in :meth:`Partition.plot`.
+    dpi : float
+        Resolution of the image.
+    device : str, optional
+        Where to compute (:func:`splinecam.partition`).
+    progress : bool
+        Show the progress bar.
+    verbose : bool
+        Print a summary line.
+
+    Returns
+    -------
+    dict
+        ``regions``, ``seconds``, ``path``, ``partition``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> info = run_plot("splinecam.training:mlp", os.path.join(d, "p.png"), box=(-1, 1, -1, 1),
+    ...                 verbose=False)
+    >>> info["regions"] > 1, os.path.exists(info["path"])
+    (True, True)
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from . import Slice, partition
+
+    if (box is None) == (anchors is None):
+        raise CLIError("give exactly one of --box X0 X1 Y0 Y1 (models with 2-D input) and --anchors FILE")
+    net = load_factory(model)
+    if weights is not None:
+        sd = _state_dict(load_tensor_file(weights, "--weights"), weights)
+        try:
+            net.load_state_dict(sd)
+        except RuntimeError as exc:
+            raise CLIError(f"--weights {weights!r} does not fit the model from {model}: {exc}") from exc
+    net.eval()  # the CLI's own instance
+    if box is not None:
+        x0, x1, y0, y1 = (float(v) for v in box)
+        sl = Slice.box((x0, x1), (y0, y1))
+    else:
+        assert anchors is not None
+        a = load_tensor_file(anchors, "--anchors")
+        if isinstance(a, torch.Tensor):
+            if a.ndim < 2 or not 1 <= a.shape[0] <= 3:
+                raise CLIError(
+                    f"--anchors {anchors!r} holds a tensor of shape {tuple(a.shape)}; it must be (m, *input_shape) "
+                    "with m = 1, 2 or 3 anchors (one input x: save x[None])"
+                )
+            pts: Any = list(a)
+        elif isinstance(a, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in a):
+            pts = list(a)
+        else:
+            raise CLIError(f"--anchors {anchors!r} must hold a tensor (m, *input_shape) or a list of tensors")
+        sl = Slice.from_anchors(pts, pad=pad, seed=seed)
+    part = partition(net, sl, device=device, progress=progress)
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=dpi)
+    try:
+        part.plot(ax=ax, color_by=color_by, boundary=boundary)
+        ax.set_title(f"{model}: {part.num_regions:,} regions", fontsize=9)
+        ax.set_aspect("equal")
+        parent = os.path.dirname(os.path.abspath(out))
+        os.makedirs(parent, exist_ok=True)
+        fig.savefig(out, bbox_inches="tight", dpi=dpi)
+    finally:
+        plt.close(fig)
+    if verbose:
+        print(f"plot: {part.num_regions} regions, exact partition in {part.seconds:.2f} s; wrote {out}")
+    return {"regions": part.num_regions, "seconds": part.seconds, "path": out, "partition": part}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per command.
 
@@ -185,6 +410,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of data, init and batches (default: 0)")
     demo.add_argument("--width", type=int, default=32, help="hidden units per layer (default: 32)")
     demo.add_argument("--depth", type=int, default=3, help="number of hidden layers (default: 3)")
+    from .viz.plot import COLOR_BY
+
+    plot = sub.add_parser(
+        "plot",
+        help="draw the exact partition of your model (from a factory and a state_dict) on a slice",
+        description="Build a model with a Python factory, load its weights (torch.load(weights_only=True): "
+        "never an arbitrary pickle), compute its exact partition on a box (2-D input) or a slice through "
+        "anchor points, and write a picture.",
+    )
+    plot.add_argument("--model", required=True, metavar="MODULE:FACTORY",
+                      help="a function (or class) called with no arguments that returns the nn.Module, "
+                      "e.g. mynets:make_model (the current directory is on the import path)")
+    plot.add_argument("--weights", metavar="FILE",
+                      help="state_dict file, torch.save(model.state_dict(), FILE); loaded with weights_only=True")
+    plot.add_argument("--box", nargs=4, type=float, metavar=("X0", "X1", "Y0", "Y1"),
+                      help="the slice for a model with 2-D input: the box [X0, X1] x [Y0, Y1]")
+    plot.add_argument("--anchors", metavar="FILE",
+                      help="tensor file of 1-3 input points, shape (m, *input_shape): a slice through them")
+    plot.add_argument("--pad", type=float, default=2.0, help="margin around the anchors (default: 2.0)")
+    plot.add_argument("--seed", type=int, default=0, help="seed of the anchors' random directions (default: 0)")
+    plot.add_argument("-o", "--out", default="splinecam_plot.png", help="image file (default: splinecam_plot.png)")
+    plot.add_argument("--color-by", default="slope", choices=COLOR_BY, help="region colouring (default: slope)")
+    plot.add_argument("--no-boundary", action="store_true", help="do not draw the decision boundary")
+    plot.add_argument("--dpi", type=float, default=150, help="resolution (default: 150)")
+    plot.add_argument("--device", default=None, help="where to compute (default: cpu)")
+    plot.add_argument("--progress", action="store_true", help="show the progress bar")
     return parser
 
 
@@ -199,7 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 on success, 1 when the demo's verification failed, 2 without a command.
+        Exit status: 0 on success, 1 when the demo's verification failed or ``plot`` met a bad
+        model, weights or slice (the message is printed), 2 without a command or on a usage error.
 
     Examples
     --------
@@ -218,6 +470,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--steps must be >= 0, --width and --depth >= 1")
         info = run_demo(out=args.out, steps=args.steps, seed=args.seed, width=args.width, depth=args.depth)
         return 0 if info["verified"] else 1
+    if args.command == "plot":
+        if (args.box is None) == (args.anchors is None):
+            parser.error("plot: give exactly one of --box X0 X1 Y0 Y1 and --anchors FILE")
+        if args.dpi <= 0 or args.pad <= 0:
+            parser.error("plot: --dpi and --pad must be positive")
+        from .errors import SplineCamError
+
+        try:
+            run_plot(
+                args.model, args.out, weights=args.weights, box=args.box, anchors=args.anchors,
+                pad=args.pad, seed=args.seed, color_by=args.color_by, boundary=not args.no_boundary,
+                dpi=args.dpi, device=args.device, progress=args.progress,
+            )
+        except (CLIError, SplineCamError) as exc:
+            print(f"splinecam plot: error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     return 2  # pragma: no cover
 

@@ -10,6 +10,9 @@ __all__ = [
     "NotPiecewiseLinearError",
     "UnsupportedModelError",
     "SliceError",
+    "SplineCamWarning",
+    "LargePartitionWarning",
+    "AnchorShapeWarning",
     "PrecisionWarning",
 ]
 
@@ -30,6 +33,21 @@ class SliceError(SplineCamError, ValueError):
     """A slice is malformed (rank-deficient basis, non-convex domain, shape mismatch...)."""
 
 
-class PrecisionWarning(UserWarning):
+class SplineCamWarning(UserWarning):
+    """Base class of all splinecam warnings."""
+
+
+class LargePartitionWarning(SplineCamWarning):
+    """The slice is estimated to have very many regions (see :func:`splinecam.estimate_regions`):
+    the run will take long and use much memory. Shrink the slice (a smaller ``pad`` or box) or raise
+    the threshold (``partition(..., warn_regions=...)``)."""
+
+
+class AnchorShapeWarning(SplineCamWarning):
+    """An array given to :meth:`splinecam.Slice.from_anchors` was split along its first axis into
+    anchors of an unusual shape (probably one unbatched image read as several anchors)."""
+
+
+class PrecisionWarning(SplineCamWarning):
     """A computation runs in a precision below the exactness contract's (float64): results may hold
     rounding errors far above its tolerances (``dtype=torch.float32``)."""

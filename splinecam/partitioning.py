@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 
 from .engine import run_program
+from .engine.estimate import WARN_REGIONS, warn_if_large
+from .engine.progress import ProgressBar
 from .errors import PrecisionWarning, SliceError
 from .result import Partition
 from .slice import Slice
@@ -24,9 +26,10 @@ def partition(
     slice: Slice,
     *,
     dtype: torch.dtype = torch.float64,
-    device: Any = None,
-    progress: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool | ProgressBar = False,
     chunk_size: int | None = None,
+    warn_regions: float | None = WARN_REGIONS,
 ) -> Partition:
     """Compute the exact linear-region partition of ``model`` on a 2-D ``slice`` of its input space.
 
@@ -39,28 +42,46 @@ def partition(
     slice : Slice
         The slice of input space and its convex domain.
     dtype : torch.dtype
-        Precision of all computations (float64 by default; the exactness contract assumes it).
-        ``torch.float32`` works but warns (:class:`~splinecam.errors.PrecisionWarning`): its affine
-        maps are off by about 1e-7 relative and it makes needless cuts; half precision is refused.
+        Precision of all computations (float64 by default; the exactness contract and the
+        engine's tolerances assume it). ``torch.float32`` works for small networks but warns
+        (:class:`~splinecam.errors.PrecisionWarning`): its affine maps are off by about 1e-7 relative
+        and it makes needless cuts; where rounding breaks the shared vertices it is refused with that
+        reason, and :meth:`Partition.verify` checks it against float32 tolerances. Half precision is
+        refused.
     device : str or torch.device, optional
-        Where to compute; defaults to the model's device.
-    progress : bool
-        Show a tqdm progress bar of finished regions.
+        Where to compute (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); defaults to the model's
+        device. An unknown name (``"gpu"``) or a device this torch cannot use (``"cuda"`` on a
+        CPU-only build) is refused with its own message.
+    progress : bool or tqdm bar
+        Show a tqdm bar of the fraction of the domain's area whose regions are final (percent, with
+        the time left and the regions so far), or update the tqdm bar given (it is reset).
     chunk_size : int, optional
         Regions streamed together through the remaining layers (a positive integer); chosen from a
         memory budget if None.
+    warn_regions : float or None
+        Before the run, the region count is estimated from the model's activation patterns on a
+        coarse grid (:func:`splinecam.estimate_regions`: 32 model evaluations on a 4 x 4 grid,
+        refined on 16 x 16 and 64 x 64 grids only when the estimate nears the threshold). At or above
+        ``warn_regions`` (default :data:`splinecam.engine.estimate.WARN_REGIONS`, one million) a
+        :class:`~splinecam.errors.LargePartitionWarning` gives the estimate and how to shrink the
+        slice. None skips the check.
 
     Returns
     -------
     Partition
+        Regions, planar graph, affine maps and codes; ``part.seconds`` is the wall time and
+        ``part.dtype`` the precision.
 
     Raises
     ------
+    NotPiecewiseLinearError
+        A module or function of the model is not piecewise-linear (named by path and type).
     UnsupportedModelError
-        The model cannot be analysed (training mode, hooks, half precision, an operation on the
-        batch axis...); the message names the culprit.
+        The model cannot be analysed (training mode, NaN/Inf weights, hooks, half precision, a
+        TorchScript module, the meta device, an operation on the batch axis...) or ``device`` is
+        unusable; the message names the culprit.
     SliceError
-        The slice is not a :class:`Slice` or does not fit the model.
+        ``slice`` is not a :class:`Slice`, or its input shape does not fit the model.
     TypeError, ValueError
         ``chunk_size`` is not a positive integer or None.
 
@@ -71,8 +92,8 @@ def partition(
     <torch._C.Generator object at ...>
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
     >>> part = sc.partition(net, sc.Slice.box((-2, 2), (-2, 2)))
-    >>> part.num_regions > 1
-    True
+    >>> part.num_regions > 1, part.dtype
+    (True, torch.float64)
     """
     if not isinstance(slice, Slice):
         raise SliceError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")
@@ -83,11 +104,13 @@ def partition(
         warnings.warn(
             "dtype=torch.float32: the partition is computed in single precision, so its affine maps "
             "differ from the model's by about 1e-7 relative and nearly coincident lines make needless "
-            "cuts; the exactness contract (and verify()) assume dtype=torch.float64, the default",
+            "cuts; the exactness contract assumes dtype=torch.float64, the default (verify() checks a "
+            "float32 partition against float32 tolerances)",
             PrecisionWarning,
             stacklevel=2,
         )
     program = trace_model(copy_)
+    warn_if_large(program, copy_, slice, warn_regions, dtype=dtype, device=dev)
     res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size)
     part = Partition._from_engine(res, slice, program, dtype=dtype)
     part.seconds = time.perf_counter() - t0

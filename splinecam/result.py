@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .slice import Slice
+from .verify import VerifyReport
+
+if TYPE_CHECKING:  # annotations only (the facades import these when called)
+    import igraph as ig
+    import networkx as nx
+    from matplotlib.axes import Axes
+
+    from .analysis.boundary import DecisionBoundary
+    from .analysis.extremes import OutputRange
+    from .analysis.graph import DecisionRegion
+    from .viz.plot import PlotArtists
+
+    try:  # graph-tool is optional (not on PyPI)
+        from graph_tool import Graph as GraphToolGraph
+    except ImportError:
+        GraphToolGraph = Any
 
 __all__ = ["Partition"]
 
@@ -118,6 +136,9 @@ class Partition:
         Module path (or function) of every nonlinearity, in order.
     seconds : float
         Wall time of the computation.
+    dtype : torch.dtype
+        The precision the engine computed in (``partition(..., dtype=...)``; float64 by default).
+        :meth:`verify` scales its tolerances to it.
     """
 
     slice: Slice
@@ -134,6 +155,7 @@ class Partition:
     unit_shapes: list[tuple[int, ...]]
     output_shape: tuple[int, ...]
     seconds: float
+    dtype: torch.dtype
 
     def __init__(
         self,
@@ -151,6 +173,7 @@ class Partition:
         unit_shapes: list[tuple[int, ...]] | None = None,
         output_shape: tuple[int, ...] = (),
         seconds: float = 0.0,
+        dtype: torch.dtype = torch.float64,
     ) -> None:
         self.slice = slice
         self.vertices = vertices
@@ -181,6 +204,9 @@ class Partition:
         self.unit_shapes = list(unit_shapes or [(n,) for n in self._code_units])
         self.output_shape = tuple(output_shape)
         self.seconds = float(seconds)
+        if not isinstance(dtype, torch.dtype):
+            dtype = getattr(torch, str(dtype).replace("torch.", ""))
+        self.dtype = dtype
         self._index: Any = None
 
     # ------------------------------------------------------------------ construction
@@ -216,6 +242,12 @@ class Partition:
         scale = float(np.abs(slc.domain - center).max())
         dev = float((xy - verts.index_select(0, inv)).abs().max()) if n else 0.0
         if dev > 1e-6 * scale:
+            if dtype != torch.float64:
+                raise RuntimeError(
+                    f"the partition cannot be assembled in {dtype}: the same vertex, computed from two "
+                    f"neighbouring regions, lies at points {dev:.3g} apart (rounding of {dtype}; the "
+                    "engine's tolerances assume float64). Use the default dtype=torch.float64"
+                )
             raise RuntimeError(
                 f"internal error: vertex identifiers collide (points {dev:.3g} apart share one id); "
                 "please report this with the model and slice"
@@ -300,6 +332,7 @@ class Partition:
             layer_names=program.pwl_names,
             unit_shapes=res.unit_shapes,
             output_shape=res.output_shape,
+            dtype=dtype,
         )
         part._edge_multiplicity = counts
         return part
@@ -400,12 +433,27 @@ class Partition:
         """
         return np.split(self.vertices[self.region_vertices], self.region_ptr[1:-1])
 
-    def padded_polygons(self) -> tuple[np.ndarray, np.ndarray]:
-        """Regions as one ``(R, K, 2)`` array (padded slots repeat vertex 0) and the counts ``(R,)``."""
+    def padded_polygons(self, regions: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Regions as one ``(R, K, 2)`` array (padded slots repeat vertex 0) and the counts ``(R,)``.
+
+        Parameters
+        ----------
+        regions : array_like of int, optional
+            Only these regions (in this order); all when None.
+
+        Returns
+        -------
+        polygons : ndarray, shape (R, K, 2)
+        counts : ndarray, shape (R,)
+        """
+        start = self.region_ptr[:-1]
         nv = self.region_sizes()
+        if regions is not None:
+            regions = np.asarray(regions, dtype=np.int64).reshape(-1)
+            start, nv = start[regions], nv[regions]
         k = int(nv.max()) if len(nv) else 0
         slot = np.arange(k)
-        idx = self.region_ptr[:-1, None] + np.where(slot[None] < nv[:, None], slot[None], 0)
+        idx = start[:, None] + np.where(slot[None] < nv[:, None], slot[None], 0)
         return self.vertices[self.region_vertices[idx]], nv
 
     def areas(self) -> np.ndarray:
@@ -427,8 +475,25 @@ class Partition:
         q = (self.vertices - np.asarray(self.slice.center, dtype=np.float64)) / self._coord_scale()
         return _shoelace(q[self.region_vertices], self.region_ptr)
 
-    def centroids(self) -> np.ndarray:
-        """Area centroid of each region, shape ``(R, 2)``."""
+    def centroids(self, regions: Any = None) -> np.ndarray:
+        """Area centroid of each region, shape ``(R, 2)`` (of ``regions`` only, when given)."""
+        if regions is not None:
+            poly, nv = self.padded_polygons(regions)
+            valid = np.arange(poly.shape[1])[None] < nv[:, None]
+            mean = (poly * valid[..., None]).sum(1) / np.maximum(nv, 1)[:, None]
+            unit = self._coord_scale()  # scaled: products of huge coordinates would overflow
+            q = np.where(valid[..., None], (poly - mean[:, None]) / unit, 0.0)
+            qn = np.roll(q, -1, axis=1)
+            # the slot after the last valid one is slot 0
+            last = np.maximum(nv - 1, 0)
+            qn[np.arange(len(nv)), last] = q[:, 0]
+            qn = np.where(valid[..., None], qn, 0.0)
+            cr = q[..., 0] * qn[..., 1] - qn[..., 0] * q[..., 1]
+            a = cr.sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                c = np.stack([(cr * (q[..., 0] + qn[..., 0])).sum(1), (cr * (q[..., 1] + qn[..., 1])).sum(1)], 1)
+                c = c / (3.0 * a[:, None])
+            return mean + np.where(np.isfinite(c), c, 0.0) * unit
         p = self.vertices[self.region_vertices]
         ptr = self.region_ptr
         reg = np.repeat(np.arange(self.num_regions), np.diff(ptr))
@@ -450,26 +515,69 @@ class Partition:
         c = np.where(np.isfinite(c), c, 0.0)
         return mean + c * sc_
 
-    def interior_points(self, n: int = 1, seed: int | None = 0, margin: float = 0.05) -> np.ndarray:
+    def interior_points(
+        self, n: int = 1, seed: int | None = 0, margin: float = 0.05, regions: Any = None
+    ) -> np.ndarray:
         """``n`` random points strictly inside each region, shape ``(R, n, 2)``.
 
         Points are random convex combinations of the region's vertices, pulled towards its centroid
         by ``margin`` so they stay away from the borders.
+
+        Parameters
+        ----------
+        n : int
+            Points per region.
+        seed : int or None
+            Seed of the random weights.
+        margin : float
+            Fraction of the way from a random point to the centroid that it is moved.
+        regions : array_like of int, optional
+            Only these regions (``(len(regions), n, 2)``; cheaper than indexing the result on a huge
+            partition, with other random points than ``interior_points(n)[regions]``).
+
+        Returns
+        -------
+        ndarray, shape (R, n, 2)
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> pts = part.interior_points(3, regions=[0])
+        >>> pts.shape, bool((part.locate(pts[0]) == 0).all())
+        ((1, 3, 2), True)
         """
         rng = np.random.default_rng(seed)
-        poly, nv = self.padded_polygons()
+        poly, nv = self.padded_polygons(regions)
         r, k, _ = poly.shape
         w = rng.exponential(size=(r, n, k))
         w *= (np.arange(k)[None, None] < nv[:, None, None])
         w /= w.sum(-1, keepdims=True)
         pts = np.einsum("rnk,rkd->rnd", w, poly)
-        ctr = self.centroids()[:, None]
+        ctr = self.centroids(regions)[:, None]
         return ctr + (1 - margin) * (pts - ctr)
 
     def locate(self, u: Any) -> np.ndarray:
         """Region id of each point ``(N, 2)`` (slice coordinates), ``-1`` outside the domain.
 
         A point on a border between regions gets one of them; a non-finite point gets ``-1``.
+
+        Parameters
+        ----------
+        u : array_like, shape (N, 2) or (2,)
+
+        Returns
+        -------
+        ndarray of int64, shape (N,)
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> part.locate([[0.0, 0.0], [5.0, 5.0]]).tolist()[1]
+        -1
         """
         from .analysis.locate import RegionIndex
 
@@ -485,7 +593,29 @@ class Partition:
 
     # ------------------------------------------------------------------ affine maps
     def evaluate(self, u: Any, regions: np.ndarray | None = None) -> np.ndarray:
-        """The network's output at points ``u`` ``(N, 2)`` from the regions' affine maps, ``(N, out)``."""
+        """The network's output at points ``u`` ``(N, 2)`` from the regions' affine maps, ``(N, out)``.
+
+        Parameters
+        ----------
+        u : array_like, shape (N, 2)
+            Slice coordinates.
+        regions : ndarray of int, optional
+            The region of each point, if known (else :meth:`locate` finds it).
+
+        Returns
+        -------
+        ndarray, shape (N, out)
+            NaN outside the domain.
+
+        Examples
+        --------
+        >>> import torch, numpy as np, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> u = np.array([[0.3, -0.2]])
+        >>> bool(np.allclose(part.evaluate(u), net(torch.tensor(u, dtype=torch.float32)).detach().numpy(), atol=1e-6))
+        True
+        """
         u = np.asarray(u, dtype=np.float64).reshape(-1, 2)
         r = self.locate(u) if regions is None else np.asarray(regions)
         a, b = self.output_affine
@@ -493,33 +623,133 @@ class Partition:
         out[r < 0] = np.nan
         return out
 
-    def verify(self, model: torch.nn.Module, points_per_region: int = 2, seed: int = 0, max_regions: int = 20000) -> Any:
-        """Re-check the partition against the real torch model; returns a :class:`VerifyReport`.
+    def verify(
+        self,
+        model: torch.nn.Module,
+        points_per_region: int = 2,
+        seed: int = 0,
+        max_regions: int = 20000,
+        *,
+        quick: bool = False,
+        rtol: float | None = None,
+    ) -> VerifyReport:
+        """Re-check the partition against the real torch model (the exactness contract).
 
-        See :func:`splinecam.verify.verify_partition` for the checks and tolerances.
+        Areas sum to the domain's, random points lie in one region, the model's codes and output
+        at interior points match the regions' codes and affine maps, neighbours differ in a code,
+        and the planar graph is consistent (:func:`splinecam.verify.verify_partition`).
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The model the partition was computed from (not modified; evaluated in float64).
+        points_per_region : int
+            Random interior points per evaluated region.
+        seed : int
+            Seed of the sampled regions and points.
+        max_regions : int
+            At most this many regions (at random) are evaluated.
+        quick : bool
+            Evaluate at most 1,000 regions at one point each (a fixed cost, whatever the partition's
+            size). The default evaluates ``points_per_region`` points of up to ``max_regions``
+            regions: about 1-2x the cost of the partition on a 10,000-region CNN.
+        rtol : float, optional
+            Relative tolerance; by default 1e-9 for a float64 partition and scaled to the
+            partition's :attr:`dtype` otherwise (:func:`splinecam.verify.tolerance`).
+
+        Returns
+        -------
+        VerifyReport
+            Truthy when every check passed; ``report.raise_if_failed()`` raises listing the failures.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> report = part.verify(net, quick=True)
+        >>> bool(report), [c.name for c in report.checks][:3]
+        (True, ['area', 'overlap', 'codes'])
         """
         from .verify import verify_partition
 
         return verify_partition(
-            self, model, points_per_region=points_per_region, seed=seed, max_regions=max_regions
+            self, model, points_per_region=points_per_region, seed=seed, max_regions=max_regions,
+            quick=quick, rtol=rtol,
         )
 
     # ------------------------------------------------------------------ downstream (lazy imports)
-    def decision_boundary(self, classes: Any = None, threshold: float = 0.0) -> Any:
-        """The decision boundary; see :func:`splinecam.boundary.decision_boundary`."""
+    def decision_boundary(self, classes: tuple[int, int] | None = None, threshold: float = 0.0) -> DecisionBoundary:
+        """The exact decision boundary: where the argmax class changes (one output: where it crosses
+        ``threshold``).
+
+        Parameters
+        ----------
+        classes : (int, int), optional
+            Only the part separating these two classes.
+        threshold : float
+            One output only: the level that separates the two classes.
+
+        Returns
+        -------
+        DecisionBoundary
+            ``segments`` ``(S, 2, 2)``, ``polylines``, ``length``, ``sample(n)``; empty when the
+            boundary misses the domain. See :func:`splinecam.boundary.decision_boundary`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); _ = net[0].bias.zero_()
+        >>> round(sc.partition(net, sc.Slice.box()).decision_boundary().length, 12)
+        2.0
+        """
         from .analysis.boundary import decision_boundary
 
         return decision_boundary(self, classes=classes, threshold=threshold)
 
-    def level_set(self, output: int = 0, value: float = 0.0) -> Any:
-        """The level set ``f_output = value``; see :func:`splinecam.boundary.level_set`."""
+    def level_set(self, output: int = 0, value: float = 0.0) -> DecisionBoundary:
+        """The exact level set ``f_output(u) = value`` (a regression net, an implicit surface's zero set).
+
+        Parameters
+        ----------
+        output : int
+            Which output.
+        value : float
+            The level.
+
+        Returns
+        -------
+        DecisionBoundary
+            Its segments and polylines; see :func:`splinecam.boundary.level_set`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[0.0, 1.0]])); _ = net[0].bias.zero_()
+        >>> round(sc.partition(net, sc.Slice.box()).level_set(value=0.5).length, 12)
+        2.0
+        """
         from .analysis.boundary import level_set
 
         return level_set(self, output=output, value=value)
 
-    def output_range(self, output: int = 0) -> Any:
+    def output_range(self, output: int = 0) -> OutputRange:
         """The exact minimum and maximum of one output over the domain, with the points reaching
         them; see :func:`splinecam.analysis.extremes.output_range`.
+
+        Parameters
+        ----------
+        output : int
+            Which output.
+
+        Returns
+        -------
+        OutputRange
+            ``min``, ``max`` and the slice points ``argmin_u``, ``argmax_u`` reaching them.
 
         Examples
         --------
@@ -535,51 +765,280 @@ class Partition:
 
         return output_range(self, output=output)
 
-    def decision_regions(self) -> Any:
-        """Connected components of equal argmax class; see :func:`splinecam.graph.decision_regions`."""
+    def decision_regions(self) -> list[DecisionRegion]:
+        """Connected components of the set where the network predicts each class, with exact areas.
+
+        Returns
+        -------
+        list of DecisionRegion
+            Sorted by class, then by decreasing area; see :func:`splinecam.graph.decision_regions`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1)).eval()
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); _ = net[0].bias.zero_()
+        >>> [(d.label, round(d.area, 12)) for d in sc.partition(net, sc.Slice.box()).decision_regions()]
+        [(0, 2.0), (1, 2.0)]
+        """
         from .analysis.graph import decision_regions
 
         return decision_regions(self)
 
-    def to_networkx(self, kind: str = "planar") -> Any:
-        """Export to networkx; see :func:`splinecam.graph.to_networkx`."""
+    def to_networkx(self, kind: str = "planar") -> nx.Graph:
+        """The planar graph (``kind="planar"``: vertices and edges) or the region-adjacency graph
+        (``"regions"``) as a :class:`networkx.Graph` with coordinates and labels as attributes.
+
+        Parameters
+        ----------
+        kind : {"planar", "regions"}
+
+        Returns
+        -------
+        networkx.Graph
+            See :func:`splinecam.graph.to_networkx` for the attributes.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> part.to_networkx("regions").number_of_nodes() == part.num_regions
+        True
+        """
         from .analysis.graph import to_networkx
 
         return to_networkx(self, kind=kind)
 
-    def to_igraph(self, kind: str = "planar") -> Any:
-        """Export to igraph; see :func:`splinecam.graph.to_igraph`."""
+    def to_igraph(self, kind: str = "planar") -> ig.Graph:
+        """The planar or region-adjacency graph as an :class:`igraph.Graph`.
+
+        Parameters
+        ----------
+        kind : {"planar", "regions"}
+
+        Returns
+        -------
+        igraph.Graph
+            See :func:`splinecam.graph.to_igraph`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> part.to_igraph().vcount() == part.num_vertices
+        True
+        """
         from .analysis.graph import to_igraph
 
         return to_igraph(self, kind=kind)
 
-    def to_graph_tool(self, kind: str = "planar") -> Any:
-        """Export to graph-tool (optional dependency); see :func:`splinecam.graph.to_graph_tool`."""
+    def to_graph_tool(self, kind: str = "planar") -> GraphToolGraph:
+        """The planar or region-adjacency graph as a ``graph_tool.Graph`` (optional dependency: not on
+        PyPI; the error says how to install it).
+
+        Parameters
+        ----------
+        kind : {"planar", "regions"}
+
+        Returns
+        -------
+        graph_tool.Graph
+            See :func:`splinecam.graph.to_graph_tool`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> g = sc.partition(net, sc.Slice.box()).to_graph_tool()  # doctest: +SKIP
+        """
         from .analysis.graph import to_graph_tool
 
         return to_graph_tool(self, kind=kind)
 
-    def statistics(self) -> dict[str, Any]:
-        """Region statistics; see :func:`splinecam.stats.statistics`."""
+    def statistics(self, boundary: bool = True, classes: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Region statistics: counts, areas, eccentricity, centrality, slope norms, boundary length.
+
+        Parameters
+        ----------
+        boundary : bool
+            Include the decision boundary's statistics (``boundary_length``, ``boundary_pieces``, ...).
+        classes : (int, int), optional
+            Passed to :meth:`decision_boundary`.
+
+        Returns
+        -------
+        dict
+            Python numbers by name (``num_regions``, ``area_mean``, ``boundary_length``, ...); see
+            :func:`splinecam.stats.statistics` for the definitions.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> part.statistics()["num_regions"] == part.num_regions
+        True
+        """
         from .analysis.stats import statistics
 
-        return statistics(self)
+        return statistics(self, boundary=boundary, classes=classes)
 
-    def density(self, point: Any, radius: float) -> float:
-        """Regions per unit area in a disc; see :func:`splinecam.stats.density`."""
+    def density(self, point: Any, radius: float) -> float | np.ndarray:
+        """Regions per unit area in a disc of ``radius`` around ``point`` (or each of ``(N, 2)`` points).
+
+        Parameters
+        ----------
+        point : array_like, shape (2,) or (N, 2)
+            Slice coordinates (a point of input space is projected).
+        radius : float
+
+        Returns
+        -------
+        float or ndarray
+            See :func:`splinecam.stats.density`.
+
+        Examples
+        --------
+        >>> import torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> sc.partition(net, sc.Slice.box()).density([0.0, 0.0], 0.5) > 0
+        True
+        """
         from .analysis.stats import density
 
         return density(self, point, radius)
 
-    def plot(self, ax: Any = None, color_by: str = "slope", boundary: bool = True, **kw: Any) -> Any:
-        """Draw the partition; see :func:`splinecam.plot.plot_partition`."""
+    def plot(
+        self,
+        ax: Axes | None = None,
+        color_by: str | Any = "slope",
+        boundary: bool = True,
+        *,
+        legend: bool = False,
+        classes: tuple[int, int] | None = None,
+        threshold: float | None = None,
+        edges_by_layer: bool | None = None,
+        max_layer: int | None = None,
+        edgecolor: Any = None,
+        linewidth: float | None = None,
+        alpha: float | None = None,
+        cmap: str | Any = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        colorbar: bool | None = None,
+        seed: int | None = None,
+        color_range: tuple[float, float] | None = None,
+        boundary_color: Any = None,
+        boundary_width: float | None = None,
+        data: Any = None,
+        data_size: float | None = None,
+        anchors: bool | None = None,
+        xlim: tuple[float, float] | None = None,
+        ylim: tuple[float, float] | None = None,
+        axis_labels: bool | tuple[str, str] | None = None,
+        legend_kw: dict[str, Any] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> PlotArtists:
+        """Draw the partition: regions (one PolyCollection), their borders, the decision boundary,
+        data points and anchors; returns the artists (``plt.show()`` is never called).
+
+        Options left at None take :func:`splinecam.plot_partition`'s defaults.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; the current axes if None.
+        color_by : str or array_like
+            ``"slope"`` (norm of the output's slope), ``"class"``, ``"area"``, ``"random"``, ``"layer"``,
+            or ``(R,)`` values / ``(R, 3|4)`` colours.
+        boundary : bool
+            Draw the decision boundary.
+        legend : bool
+            Add a legend of what is drawn (region classes, data classes, boundary, layers, anchors).
+        legend_kw : dict, optional
+            Passed to ``Axes.legend``.
+        class_names : sequence of str, optional
+            The classes' names in the legend.
+        classes, threshold :
+            Passed to :meth:`decision_boundary`.
+        edges_by_layer : bool
+            Colour the region borders by the layer that made them (default False).
+        max_layer : int, optional
+            Only the cuts made by layers ``<= max_layer``.
+        edgecolor, linewidth, alpha :
+            Region borders' colour and width, regions' opacity.
+        cmap, vmin, vmax, colorbar :
+            Colormap, fixed colour limits, and whether to add a colorbar (default True).
+        seed, color_range :
+            The ``"random"`` palette's seed (0) and RGB range.
+        boundary_color, boundary_width :
+            Decision boundary style (red, 2.0).
+        data : array or (X, y), optional
+            Input-space points to scatter (projected onto the slice), coloured by ``y``.
+        data_size : float, optional
+            Their marker size.
+        anchors : bool
+            Mark the slice's anchors (default True).
+        xlim, ylim : (float, float), optional
+            Axis limits (the domain's bounding box by default).
+        axis_labels : bool or (str, str)
+            Label the axes (default True: ``x_1``, ``x_2`` for input coordinates, else ``u_1``,
+            ``u_2``), or give the two labels; False: none.
+
+        Returns
+        -------
+        PlotArtists
+            ``regions``, ``edges``, ``boundary``, ``colorbar``, ``data``, ``anchors``.
+
+        Examples
+        --------
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt, torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> fig, ax = plt.subplots()
+        >>> art = part.plot(ax=ax, color_by="class")
+        >>> len(art.regions.get_paths()) == part.num_regions
+        True
+        >>> plt.close(fig)
+        """
         from .viz.plot import plot_partition
 
+        options = {
+            "legend": legend or None, "classes": classes, "threshold": threshold,
+            "edges_by_layer": edges_by_layer, "max_layer": max_layer, "edgecolor": edgecolor,
+            "linewidth": linewidth, "alpha": alpha, "cmap": cmap, "vmin": vmin, "vmax": vmax,
+            "colorbar": colorbar, "seed": seed, "color_range": color_range,
+            "boundary_color": boundary_color, "boundary_width": boundary_width, "data": data,
+            "data_size": data_size, "anchors": anchors, "xlim": xlim, "ylim": ylim,
+            "axis_labels": axis_labels, "legend_kw": legend_kw, "class_names": class_names,
+        }
+        # only what was given: plot_partition's own defaults apply to the rest
+        kw = {k: v for k, v in options.items() if v is not None}
         return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, **kw)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: Any) -> None:
-        """Save to a ``.npz`` file (arrays only, no pickle)."""
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save to a ``.npz`` file (arrays and a JSON header only, no pickle).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file (NumPy adds ``.npz`` when missing).
+
+        Examples
+        --------
+        >>> import os, tempfile, torch, splinecam as sc
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).eval()
+        >>> part = sc.partition(net, sc.Slice.box())
+        >>> path = os.path.join(tempfile.mkdtemp(), "part.npz")
+        >>> part.save(path)
+        >>> sc.Partition.load(path).num_regions == part.num_regions
+        True
+        """
         a, b = self.output_affine
         arrays: dict[str, np.ndarray] = {
             "vertices": self.vertices,
@@ -603,13 +1062,24 @@ class Partition:
             "unit_shapes": [list(s) for s in self.unit_shapes],
             "output_shape": list(self.output_shape),
             "seconds": self.seconds,
+            "dtype": str(self.dtype).replace("torch.", ""),
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         np.savez_compressed(path, **arrays)
 
     @classmethod
-    def load(cls, path: Any) -> Partition:
-        """Load a partition written by :meth:`save`."""
+    def load(cls, path: str | os.PathLike[str]) -> Partition:
+        """Load a partition written by :meth:`save` (``allow_pickle=False``: no code runs).
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        Partition
+            With its slice, codes, affine maps and dtype; ``seconds`` is the original run's.
+        """
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             slc = Slice(
@@ -638,4 +1108,5 @@ class Partition:
                 unit_shapes=[tuple(s) for s in meta["unit_shapes"]],
                 output_shape=tuple(meta["output_shape"]),
                 seconds=meta["seconds"],
+                dtype=meta.get("dtype", "float64"),
             )

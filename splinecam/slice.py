@@ -8,12 +8,13 @@ is computed.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import SliceError
+from .errors import AnchorShapeWarning, SliceError
 
 __all__ = ["Slice"]
 
@@ -160,7 +161,10 @@ class Slice:
             One anchor: the slice is centred on it, along two random orthonormal directions.
             Two: it contains the line through both, plus a random orthogonal direction.
             Three: the plane through all three. A list gives one anchor per element; an array's first
-            axis indexes the anchors (pass ``x[None]`` for a single anchor, or ``input_shape``).
+            axis indexes the anchors (pass ``x[None]`` for a single anchor, or ``input_shape``). A
+            3-D array of at most 3 rows without ``input_shape`` (``(3, 8, 8)``: probably one
+            unbatched image) is read as anchors of shape ``(8, 8)`` with an
+            :class:`~splinecam.errors.AnchorShapeWarning`.
         pad : float
             Margin around the anchors, in input-space units (the half-width for one anchor).
         seed : int or None
@@ -183,6 +187,17 @@ class Slice:
                 arr = arr[None]
             if arr.ndim < 2:
                 arr = arr[None]
+            elif arr.ndim == 3 and input_shape is None and arr.shape[0] <= 3:
+                # anchors of rank 2 are unusual (vectors are 1-D, images (C, H, W)): most likely one
+                # unbatched image read along its channel axis
+                warnings.warn(
+                    f"Slice.from_anchors: a {tuple(arr.shape)} {type(anchors).__name__} was read as "
+                    f"{arr.shape[0]} anchor{'s' if arr.shape[0] > 1 else ''} of shape {tuple(arr.shape[1:])}; "
+                    f"for one input of shape {tuple(arr.shape)} pass x[None] (or input_shape="
+                    f"{tuple(arr.shape)}). To mean {arr.shape[0]} anchors, pass them as a list",
+                    AnchorShapeWarning,
+                    stacklevel=2,
+                )
             pts = list(arr)
         if not 1 <= len(pts) <= 3:
             raise SliceError(f"from_anchors takes 1, 2 or 3 anchors, got {len(pts)}")

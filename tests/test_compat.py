@@ -143,9 +143,17 @@ def test_region_statistics_match_the_original():
     polys = [torch.from_numpy(_closed(p)) for p in part.polygons()]
     got = sc.utils.get_region_statistics(polys)
     want = _original_region_statistics(polys)
-    assert set(got) == set(want)
+    assert set(got.keys()) == set(want) and "vol_m" in got
     for k in want:
         assert got[k] == pytest.approx(want[k], rel=1e-9), k
+    # the original's call shape: a 2-tuple (names, values) in its order
+    stats, vals = got
+    assert stats == ["vol_m", "vol_std", "nverts", "nregions", "ecc_m", "ecc_std", "centr_m", "centr_std",
+                     "avg_verts"]
+    assert isinstance(vals, torch.Tensor) and vals.dtype == torch.float64 and vals.shape == (9,)
+    for name, v in zip(stats, vals):
+        assert v.item() == pytest.approx(want[name], rel=1e-9), name
+    assert got.as_dict() == dict(got.items())
     # open polygons give the same numbers
     got_open = sc.utils.get_region_statistics(part.polygons())
     for k in want:
@@ -220,7 +228,11 @@ def test_get_partitions_with_db_matches_partition():
         sc.utils.region_area_2d(part.slice.domain), rel=1e-9
     )
     assert abw.shape == (part.num_regions, 3, 3)
-    assert db.ndim == 3 and db.shape[1:] == (2, 2) and len(db) == len(part.decision_boundary().segments)
+    assert db.ndim == 3 and db.shape[1:] == (2, 2)
+    # as the original: without to_decision_boundary(), the zero sets of the three outputs
+    _check_zero_sets(net, T, db, lambda y: y, NN.last_partition)
+    _, db_argmax, _ = sc.compute.get_partitions_with_db(dom, T, NN, argmax=True)
+    assert len(db_argmax) == len(part.decision_boundary().segments)
     # Abw[r] @ [u, 1] is the model's output at x = T @ [u, 1] for u inside region r
     c = torch.from_numpy(part.centroids())
     x = (T[:, :2] @ c.T).T + T[:, 2]
@@ -237,6 +249,216 @@ def test_get_partitions_with_db_matches_partition():
         sc.compute.get_partitions_with_db(dom, T, NN, 1024, 128, 2, 16, 0)
     with pytest.raises(TypeError, match="unexpected"):
         sc.compute.get_partitions_with_db(dom, T, NN, nonsense=1)
+
+
+def _check_zero_sets(net, T, seg, funcs, part, tol=1e-9):
+    """Every segment's end and middle points are where one of ``funcs(model output)`` vanishes,
+    checked with the real model at the input points ``T @ [u, 1]``."""
+    assert len(seg) > 0
+    n = len(seg)
+    # (the functions' scale from the regions' centroids: on the segments they vanish)
+    u = torch.cat([seg[:, 0], seg[:, 1], seg.mean(1), torch.from_numpy(part.centroids())])
+    x = (T[:, :2].to(torch.float64) @ u.T).T + T[:, 2].to(torch.float64)
+    with torch.no_grad():
+        f = funcs(copy.deepcopy(net).double()(x))
+    scale = float(f.abs().max())
+    f = f[: 3 * n]
+    # the same function vanishes at both ends and the middle of each segment
+    small = f.abs() <= tol * scale
+    assert bool((small[:n] & small[n : 2 * n] & small[2 * n :]).any(1).all())
+
+
+def _pair_diffs(y, pairs):
+    return torch.stack([y[:, i] - y[:, j] for i, j in pairs], 1)
+
+
+def test_layers_and_to_decision_boundary_follow_the_original():
+    torch.manual_seed(4)  # a net whose outputs and their pairs' differences cross 0 on the slice
+    net = nn.Sequential(nn.Linear(6, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 12), nn.LeakyReLU(0.1),
+                        nn.Dropout(0.2), nn.Linear(12, 4)).eval()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.5, 0.5)
+        net[1].running_var.uniform_(0.5, 2.0)
+    dom = sc.utils.get_square_slice_from_one_anchor(torch.randn(1, 6, dtype=torch.float64), pad_dist=3.0, seed=0)
+    T = sc.utils.get_proj_mat(dom)
+    NN = sc.wrappers.model_wrapper(net, input_shape=(6,), T=T, custom_layers=[], custom_activations=[])
+    layers = NN.layers
+    # the original's view: adapter, then Linear+BN+ReLU, Linear+LeakyReLU(+Dropout), Linear
+    assert [type(m).__name__ for m in layers] == ["adapter", "wrapped_layer", "wrapped_layer", "wrapped_layer"]
+    assert [m.output_shape for m in layers] == [(6,), (12,), (12,), (4,)]
+    assert layers[1].has_bn and layers[1].has_act and not layers[3].has_act
+    u = torch.randn(5, 2, dtype=torch.float64)
+    x = layers[0](u)
+    with torch.no_grad():
+        y = copy.deepcopy(net).double()(x)
+    torch.testing.assert_close(layers(u), y)                # the layers compose to the model
+    torch.testing.assert_close(layers[:2](u), layers[1](x))
+    # get_weights: [A | b] of each affine part (BN folded in), as the original
+    ab = layers[1].get_weights()
+    with torch.no_grad():
+        pre = copy.deepcopy(net).double()[:2](x)
+    torch.testing.assert_close(x @ ab[:, :-1].T + ab[:, -1], pre)
+    q = layers[2].get_activation_pattern(layers[1](x))
+    assert set(q.unique().tolist()) <= {0.1, 1.0}
+    # the partition is unchanged by building the view, and the user's model is untouched
+    assert net[0].weight.dtype == torch.float32 and not net.training
+
+    # default: the zero set of each output, checked against the real model
+    regions, zero_sets, _ = sc.compute.get_partitions_with_db(dom, T, NN)
+    _check_zero_sets(net, T, zero_sets, lambda y: y, NN.last_partition)
+    # to_decision_boundary(): where two outputs are equal (all pairs), as the original
+    assert layers[-1].to_decision_boundary() is True and layers[-1].output_shape == (6,)
+    assert layers[-1].get_weights().shape == (6, 13)
+    _, pairs_db, _ = sc.compute.get_partitions_with_db(dom, T, NN)
+    all_pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    _check_zero_sets(net, T, pairs_db, lambda y: _pair_diffs(y, all_pairs), NN.last_partition)
+    # one pair, and the exact argmax boundary (a subset of the pairs' equality sets)
+    layers[-1].to_decision_boundary(between_class=(0, 2))
+    _, one, _ = sc.compute.get_partitions_with_db(dom, T, NN)
+    _check_zero_sets(net, T, one, lambda y: _pair_diffs(y, [(0, 2)]), NN.last_partition)
+    assert 0 < len(one) < len(pairs_db)
+    _, exact, _ = sc.compute.get_partitions_with_db(dom, T, NN, argmax=True)
+    part = NN.last_partition
+    assert len(exact) == len(part.decision_boundary().segments) < len(pairs_db)
+    assert part.verify(net)
+    with pytest.raises(ValueError, match="two different outputs"):
+        layers[-1].to_decision_boundary(between_class=(1, 1))
+    with pytest.raises(TypeError, match="nn.Module classes"):
+        sc.wrappers.model_wrapper(net, input_shape=(6,), T=T, custom_layers=["Linear"])
+
+
+def test_zero_sets_of_one_output_are_its_decision_boundary():
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(5, 10), nn.ReLU(), nn.Linear(10, 1)).eval()
+    dom = sc.utils.get_square_slice_from_one_anchor(torch.zeros(1, 5, dtype=torch.float64), pad_dist=3.0, seed=1)
+    T = sc.utils.get_proj_mat(dom)
+    NN = sc.wrappers.model_wrapper(net, input_shape=(5,), T=T)
+    _, db, _ = sc.compute.get_partitions_with_db(dom, T, NN)
+    _check_zero_sets(net, T, db, lambda y: y, NN.last_partition)
+    seg_len = float(torch.linalg.norm(db[:, 1] - db[:, 0], dim=1).sum())
+    assert seg_len == pytest.approx(NN.last_partition.decision_boundary().length, rel=1e-9)
+
+
+def test_seed_minus_one_means_no_seed():
+    a2 = np.random.default_rng(0).standard_normal((2, 6))
+    d1 = sc.utils.get_square_slice_from_two_anchors(a2, pad_dist=1.0, seed=-1)
+    d2 = sc.utils.get_square_slice_from_two_anchors(a2, pad_dist=1.0, seed=-1)
+    assert d1.shape == (5, 6) and not np.allclose(d1, d2)  # random each call, as seed=None
+    T = sc.utils.get_proj_mat(d1)
+    u = (T[:, :2].T @ (a2 - T[:, 2]).T).T
+    np.testing.assert_allclose((T[:, :2] @ u.T).T + T[:, 2], a2, atol=1e-10)  # both anchors in the plane
+    one = sc.utils.get_square_slice_from_one_anchor(np.zeros((1, 4)), pad_dist=1.0, seed=-1)
+    assert one.shape == (5, 4)
+    np.testing.assert_allclose(sc.utils.get_square_slice_from_two_anchors(a2, seed=3),
+                               sc.utils.get_square_slice_from_two_anchors(a2, seed=3))
+
+
+def test_region_means_split_domain_and_nearest_neighbours():
+    sq = torch.tensor([[0.0, 0], [2, 0], [2, 2], [0, 2], [0, 0]], dtype=torch.float64)
+    means = sc.utils.get_region_means([sq, sq + 10], dims=2, device="cpu")
+    # as the original: every row counts (the closing repeat too)
+    torch.testing.assert_close(means, torch.stack([sq.mean(0), (sq + 10).mean(0)]))
+    with pytest.raises(SliceError, match="expected"):
+        sc.utils.get_region_means([sq], dims=3)
+    tris = sc.utils.split_domain_by_edge(sq)
+    assert len(tris) == 4 and all(isinstance(t, torch.Tensor) and t.shape == (4, 2) for t in tris)
+    assert sum(sc.utils.region_area_2d(t).item() for t in tris) == pytest.approx(4.0)
+    assert all(torch.equal(t[2], torch.tensor([1.0, 1.0], dtype=torch.float64)) for t in tris)
+    with pytest.raises(SliceError, match="closed polygon"):
+        sc.utils.split_domain_by_edge(sq[:-1])
+
+    class Dataset:  # torchvision's CIFAR layout: (N, H, W, C) uint8 and a list of labels
+        pass
+
+    rng = np.random.default_rng(0)
+    ds = Dataset()
+    ds.data = rng.integers(0, 255, size=(30, 4, 4, 3), dtype=np.uint8)
+    ds.targets = [i % 3 for i in range(30)]
+    pts = sc.utils.get_nneigh_points(ds, (0, 1))
+    assert pts.shape == (3, 48) and pts.dtype == torch.float32
+    x = torch.as_tensor(ds.data).permute(0, 3, 1, 2).reshape(30, -1).float()
+    y = np.asarray(ds.targets)
+    a, b = x[torch.as_tensor(y == 0)], x[torch.as_tensor(y == 1)]
+    d = torch.cdist(a, b)
+    i = int(d.min(1).values.argmin())
+    assert torch.equal(pts[0], a[i])
+    # the other two are the two class-1 points nearest to it, in order
+    order = torch.argsort(d[i])
+    assert torch.equal(pts[1], b[order[0]]) and torch.equal(pts[2], b[order[1]])
+    assert sc.Slice.from_anchors(list(pts.double())).dim == 48
+    with pytest.raises(SliceError, match="at least"):
+        sc.utils.get_nneigh_points((ds.data, [0] * 30), (0, 1))
+
+
+def test_vgg_architectures():
+    import splinecam.models as models
+
+    net = models.vgg11_bn(num_classes=200, input_size=64, seed=0)
+    convs = [i for i, m in enumerate(net) if isinstance(m, nn.Conv2d)]
+    pools = [i for i, m in enumerate(net) if isinstance(m, nn.AvgPool2d)]
+    assert convs == [0, 4, 8, 11, 15, 18, 22, 25] and pools == [3, 7, 14, 21, 28]  # the original's indices
+    assert all(net[i].bias is None for i in convs) and net[0].stride == (2, 2)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in net)
+    assert net[-1].in_features == 512 and net[-1].out_features == 200
+    assert tuple(net.eval()(torch.zeros(1, 3, 64, 64)).shape) == (1, 200)
+    # the original's positional names, other sizes, seeds
+    assert models.vgg11_bn(10, 128)[-1].in_features == 512 * 4
+    n32 = models.vgg16_bn(num_classes=10, input_size=32, first_stride=1, seed=0).eval()
+    assert tuple(n32(torch.zeros(2, 3, 32, 32)).shape) == (2, 10)
+    assert sum(isinstance(m, nn.Conv2d) for m in n32) == 13
+    a, b = models.vgg11_bn(seed=1), models.vgg11_bn(seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    state = torch.random.get_rng_state()
+    models.vgg16_bn(seed=2)
+    assert torch.equal(state, torch.random.get_rng_state())  # a seed leaves the global state alone
+    with pytest.raises(ValueError, match="multiple of 64"):
+        models.vgg11_bn(input_size=48)
+    with pytest.raises(ValueError, match="randomly initialised"):
+        models.vgg11_bn(weights="IMAGENET1K_V1")
+
+
+def test_vgg11_partition_on_a_tiny_slice_is_exact():
+    net = sc.models.vgg11_bn(num_classes=10, input_size=64, seed=0).eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    part = sc.partition(net, sc.Slice.from_anchors(x, pad=2e-3, seed=0), warn_regions=None)
+    assert part.num_regions >= 1 and len(part.layer_names) == 8
+    assert part.verify(net, quick=True)
+
+
+def test_plot_networkx_graph_places_nodes_at_the_partition():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    part = sc.partition(net, sc.Slice.box((-1, 1), (-1, 1)))
+    G = part.to_networkx("planar")
+    fig, ax = plt.subplots()
+    art = sc.plot.plot_networkx_graph(G, ax=ax)
+    assert art.ax is ax and len(art.edges.get_segments()) == part.num_edges
+    np.testing.assert_allclose(np.asarray(art.nodes.get_offsets()), part.vertices)  # nodes at the vertices
+    assert art.labels is not None and len(art.labels) == part.num_vertices  # small graph: labelled
+    # the region graph at the centroids; the original's graphs carried a tensor 'v' per node
+    R = part.to_networkx("regions")
+    art = sc.plot.plot_networkx_graph(R, ax=ax, with_labels=False)
+    np.testing.assert_allclose(np.asarray(art.nodes.get_offsets()), part.centroids(), atol=1e-12)
+    assert art.labels is None
+    import networkx as nx
+
+    H = nx.Graph()
+    H.add_node(0, v=torch.tensor([0.0, 1.0]))
+    H.add_node(1, v=torch.tensor([2.0, 3.0]))
+    H.add_edge(0, 1)
+    art = sc.plot.plot_networkx_graph(H, ax=ax)
+    np.testing.assert_allclose(np.asarray(art.nodes.get_offsets()), [[0, 1], [2, 3]])
+    with pytest.raises(ValueError, match="cannot place"):
+        sc.plot.plot_networkx_graph(nx.path_graph(3), ax=ax)
+    plt.close(fig)
+
+
+def test_plot_graphtool_graph_says_how_to_install_graph_tool(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "graph_tool", None)  # as if not installed
+    with pytest.raises(ImportError, match="conda install -c conda-forge graph-tool"):
+        sc.plot.plot_graphtool_graph(object())
 
 
 # ----------------------------------------------------------------------------- the original's example scripts

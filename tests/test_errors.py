@@ -435,3 +435,107 @@ def test_models_holding_autograd_tensors_are_copied_detached(make_checked_partit
         make_checked_partition(model, sc.Slice.box((-2, 2), (-2, 2)))
         _assert_same(before, model)
     assert cached.last is last and last.grad_fn is not None
+
+
+# ----------------------------------------------------------------------------- errors a new user meets (issue 18)
+
+
+def test_training_mode_names_only_modules_whose_flag_matters():
+    plain = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))  # training, but nothing differs
+    with pytest.raises(UnsupportedModelError) as info:
+        sc.partition(plain, BOX)
+    msg = str(info.value)
+    assert "model.training is True" in msg and "none of its modules behaves differently" in msg
+    assert "BatchNorm" not in msg and "Dropout" not in msg and "Sequential" not in msg
+    mixed = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.1), nn.Linear(4, 1))
+    with pytest.raises(UnsupportedModelError) as info:
+        sc.partition(mixed, BOX)
+    msg = str(info.value)
+    assert "'1' (BatchNorm1d)" in msg and "'3' (Dropout)" in msg
+    assert "'0'" not in msg and "'2'" not in msg and "'4'" not in msg  # Linear, ReLU: no difference
+
+    class Reads(nn.Module):  # a custom module whose forward reads self.training
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x) * (2.0 if self.training else 1.0)
+
+    with pytest.raises(UnsupportedModelError, match=r"'\(the model\)' \(Reads\)"):
+        sc.partition(Reads(), BOX)
+    # the compat wrapper gives the same diagnosis
+    with pytest.raises(UnsupportedModelError, match="none of its modules behaves differently"):
+        sc.wrappers.model_wrapper(plain, input_shape=(2,))
+
+
+def test_an_unbatched_image_read_as_anchors_warns():
+    x = torch.randn(3, 8, 8)
+    with pytest.warns(sc.AnchorShapeWarning, match=r"a \(3, 8, 8\) Tensor was read as 3 anchors.*pass x\[None\]"):
+        sl = sc.Slice.from_anchors(x)
+    assert sl.input_shape == (8, 8)  # what was asked for, literally
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sc.Slice.from_anchors(x[None]).input_shape == (3, 8, 8)
+        assert sc.Slice.from_anchors(x, input_shape=(3, 8, 8)).input_shape == (3, 8, 8)
+        assert sc.Slice.from_anchors(list(x)).input_shape == (8, 8)  # a list means anchors
+        assert sc.Slice.from_anchors(torch.randn(3, 10)).input_shape == (10,)  # three vectors: usual
+
+
+def test_a_torchscript_model_is_refused_by_name():
+    net = _mlp(nn.ReLU())
+    for scripted in (torch.jit.script(net), torch.jit.trace(net, torch.zeros(1, 2))):
+        with pytest.raises(UnsupportedModelError, match="TorchScript module") as info:
+            sc.partition(scripted, BOX)
+        assert "load_state_dict(scripted.state_dict())" in str(info.value)
+
+
+def test_a_model_on_the_meta_device_is_refused():
+    with torch.device("meta"):
+        net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)).eval()
+    with pytest.raises(UnsupportedModelError, match="meta device") as info:
+        sc.partition(net, BOX)
+    assert "to_empty" in str(info.value)
+    with pytest.raises(UnsupportedModelError, match="meta"):
+        sc.partition(_mlp(nn.ReLU()), BOX, device="meta")
+
+
+@pytest.mark.parametrize("device", ["gpu", "GPU:0"])
+def test_device_gpu_is_not_a_torch_device(device):
+    with pytest.raises(UnsupportedModelError, match=r"not a torch device; use 'cuda'"):
+        sc.partition(_mlp(nn.ReLU()), BOX, device=device)
+
+
+def test_unknown_device_names_get_a_clear_message():
+    with pytest.raises(UnsupportedModelError, match=r"device='tpu' is not a torch device"):
+        sc.partition(_mlp(nn.ReLU()), BOX, device="tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a usable CUDA device")
+def test_cuda_without_cuda_says_why():
+    with pytest.raises(UnsupportedModelError) as info:
+        sc.partition(_mlp(nn.ReLU()), BOX, device="cuda")
+    msg = str(info.value)
+    if torch.version.cuda is None:
+        assert "CPU-only build" in msg and "torch.version.cuda is None" in msg
+    else:
+        assert "torch.cuda.is_available() is False" in msg
+
+
+def test_float32_partition_is_verified_with_float32_tolerances():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    part = sc.partition(net, BOX, dtype=torch.float32)
+    assert part.dtype == torch.float32 and sc.partition(net, BOX).dtype == torch.float64
+    report = part.verify(net)
+    assert report, report
+    assert report["affine"].bound == pytest.approx(100 * torch.finfo(torch.float32).eps)
+    assert "float32" in report["affine"].detail
+    # the float64 bound applied to the float32 partition fails, as it did before (no silent pass)
+    assert not part.verify(net, rtol=1e-9)["affine"].passed
+    # the dtype survives save/load
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        part.save(f"{d}/p.npz")
+        assert sc.Partition.load(f"{d}/p.npz").dtype == torch.float32

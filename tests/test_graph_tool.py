@@ -88,3 +88,15 @@ def test_graph_tool_is_imported_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]", "True"]
+
+
+def test_plot_graphtool_graph_draws_to_a_file(part, tmp_path):
+    """sc.plot.plot_graphtool_graph (the original's name) at the planar graph's vertex positions."""
+    try:
+        import graph_tool.draw  # noqa: F401
+    except ImportError as exc:  # graph-tool without its cairo drawing
+        pytest.skip(f"graph_tool.draw does not import: {exc}")
+    g = part.to_graph_tool("planar")
+    out = tmp_path / "planar.png"
+    sc.plot.plot_graphtool_graph(g, output=str(out))
+    assert out.stat().st_size > 0

@@ -41,6 +41,11 @@ __all__ = [
     "get_proj_mat",
     "slice_from_proj",
     "get_region_statistics",
+    "RegionStatistics",
+    "REGION_STATISTICS",
+    "get_region_means",
+    "split_domain_by_edge",
+    "get_nneigh_points",
     "region_area_2d",
     "region_eccentricity_2d",
     "centrality",
@@ -90,6 +95,14 @@ def _anchor_rows(anchors: Any, name: str) -> np.ndarray:
     return a.reshape(len(a), -1)
 
 
+def _seed(seed: int | None) -> int | None:
+    """The original's scripts passed ``seed=-1`` for "no fixed seed": any negative seed means None."""
+    if seed is None:
+        return None
+    seed = int(seed)
+    return None if seed < 0 else seed
+
+
 def _square(sl: Slice, half: float) -> np.ndarray:
     corners = np.array([[-half, -half], [half, -half], [half, half], [-half, half], [-half, -half]])
     return sl.to_input(corners).reshape(5, -1)
@@ -109,7 +122,7 @@ def get_square_slice_from_one_anchor(anchors: Any, pad_dist: float = 1, seed: in
     pad_dist : float
         Distance of the square's vertices from the anchor.
     seed : int or None
-        Seed of the random directions (None: random each call, as in the original).
+        Seed of the random directions (None or a negative seed such as ``-1``: random each call).
 
     Returns
     -------
@@ -129,7 +142,7 @@ def get_square_slice_from_one_anchor(anchors: Any, pad_dist: float = 1, seed: in
     if not pad_dist > 0:
         raise SliceError(f"pad_dist must be positive, got {pad_dist}")
     half = float(pad_dist) / math.sqrt(2.0)
-    sl = Slice.from_anchors(a, pad=half, seed=seed)
+    sl = Slice.from_anchors(a, pad=half, seed=_seed(seed))
     return _like(_square(sl, half), anchors)
 
 
@@ -140,7 +153,7 @@ def _multi_anchor_square(anchors: Any, n: tuple[int, ...], pad_dist: float, seed
         raise SliceError(f"{who} takes {want} anchors (shape ({n[0]}, D)), got {len(a)}")
     if not pad_dist > 0:
         raise SliceError(f"pad_dist must be positive, got {pad_dist}")
-    sl = Slice.from_anchors(list(a), pad=float(pad_dist), seed=seed)
+    sl = Slice.from_anchors(list(a), pad=float(pad_dist), seed=_seed(seed))
     half = float(np.abs(sl.domain).max())
     return _like(_square(sl, half), anchors)
 
@@ -158,7 +171,8 @@ def get_square_slice_from_two_anchors(anchors: Any, pad_dist: float = 1, seed: i
         direction, and the square is centred on the three anchors' centroid).
     pad_dist : float
     seed : int or None
-        Seed of the random second direction.
+        Seed of the random second direction; None or a negative seed (the original's scripts passed
+        ``-1``): random each call.
 
     Returns
     -------
@@ -343,7 +357,66 @@ def centrality(polys: Any) -> tuple[float, float]:
     return float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else float("nan")
 
 
-def get_region_statistics(polys: Any) -> dict[str, float]:
+#: Names of :func:`get_region_statistics`, in the original's order.
+REGION_STATISTICS = ("vol_m", "vol_std", "nverts", "nregions", "ecc_m", "ecc_std", "centr_m", "centr_std", "avg_verts")
+
+
+class RegionStatistics(tuple):
+    """The result of :func:`get_region_statistics`: the original's ``(names, values)`` pair, which
+    also answers by name.
+
+    ``stats, vals = result`` unpacks it as the original's 2-tuple (``names`` a list of str,
+    ``vals`` a tensor, or an array for NumPy input); ``result["vol_m"]``, ``result.keys()``,
+    ``result.items()``, ``"vol_m" in result`` and :meth:`as_dict` read it by name (as splinecam's
+    earlier dict did).
+
+    Examples
+    --------
+    >>> r = get_region_statistics([[[0, 0], [1, 0], [1, 1], [0, 1]]])
+    >>> names, vals = r
+    >>> names[:2], r["nregions"], dict(r.items())["vol_m"]
+    (['vol_m', 'vol_std'], 1, 1.0)
+    """
+
+    _mapping: dict[str, float]
+
+    def __new__(cls, names: list[str], values: Any, mapping: dict[str, float]) -> RegionStatistics:
+        obj = super().__new__(cls, (names, values))
+        obj._mapping = mapping
+        return obj
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (self[0], self[1], self._mapping)
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return self._mapping[key]
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._mapping if isinstance(key, str) else super().__contains__(key)
+
+    def keys(self) -> Any:
+        """The statistics' names."""
+        return self._mapping.keys()
+
+    def items(self) -> Any:
+        """``(name, value)`` pairs (Python numbers)."""
+        return self._mapping.items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default``."""
+        return self._mapping.get(key, default)
+
+    def as_dict(self) -> dict[str, float]:
+        """The statistics as a plain dict of Python numbers."""
+        return dict(self._mapping)
+
+    def __repr__(self) -> str:
+        return "RegionStatistics(" + ", ".join(f"{k}={v:.6g}" for k, v in self._mapping.items()) + ")"
+
+
+def get_region_statistics(polys: Any) -> RegionStatistics:
     """Region statistics of a list of polygons, with the original toolbox's names and definitions.
 
     Parameters
@@ -353,19 +426,26 @@ def get_region_statistics(polys: Any) -> dict[str, float]:
 
     Returns
     -------
-    dict
-        ``vol_m``, ``vol_std`` (area mean and std), ``nverts`` (region vertices counted per region),
-        ``nregions``, ``ecc_m``, ``ecc_std`` (eccentricity), ``centr_m``, ``centr_std`` (see
-        :func:`centrality`), ``avg_verts`` (vertices per region). Standard deviations are unbiased
-        (``ddof=1``), like ``torch.std``. (The original returned ``(names, tensor)`` and omitted
-        ``avg_verts`` from the tensor; this returns a dict.)
+    RegionStatistics
+        As the original, a 2-tuple ``(names, values)``: ``stats, vals = get_region_statistics(regions)``.
+        ``names`` are ``vol_m``, ``vol_std`` (area mean and std), ``nverts`` (region vertices counted
+        per region), ``nregions``, ``ecc_m``, ``ecc_std`` (eccentricity), ``centr_m``, ``centr_std``
+        (see :func:`centrality`), ``avg_verts`` (vertices per region); ``values`` holds them in that
+        order, a float64 tensor when the polygons are tensors (an array otherwise). The original's
+        tensor stopped before ``avg_verts``; here it has all nine, so ``zip(stats, vals)`` pairs
+        every name. The result also reads by name: ``result["vol_m"]`` (as splinecam's earlier
+        dict result did; :meth:`RegionStatistics.as_dict` gives the dict). Standard deviations are
+        unbiased (``ddof=1``), like ``torch.std``.
 
     Examples
     --------
     >>> sq = [[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]
-    >>> s = get_region_statistics([sq, [[1, 0], [2, 0], [2, 1], [1, 1]]])
-    >>> s["nregions"], s["vol_m"], s["nverts"], s["avg_verts"]
-    (2, 1.0, 8, 4.0)
+    >>> stats, vals = get_region_statistics([sq, [[1, 0], [2, 0], [2, 1], [1, 1]]])
+    >>> stats[:4], vals[:4].tolist()
+    (['vol_m', 'vol_std', 'nverts', 'nregions'], [1.0, 0.0, 8.0, 2.0])
+    >>> s = get_region_statistics([sq])
+    >>> s["nregions"], s["avg_verts"]
+    (1, 4.0)
     """
     polys = list(polys)
     if not polys:
@@ -379,7 +459,7 @@ def get_region_statistics(polys: Any) -> dict[str, float]:
     def sd(x: np.ndarray) -> float:
         return float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
 
-    return {
+    mapping: dict[str, float] = {
         "vol_m": float(vols.mean()),
         "vol_std": sd(vols),
         "nverts": int(nv.sum()),
@@ -390,6 +470,163 @@ def get_region_statistics(polys: Any) -> dict[str, float]:
         "centr_std": cs,
         "avg_verts": float(nv.mean()),
     }
+    values: Any = np.array([float(mapping[k]) for k in REGION_STATISTICS])
+    ref = next((p for p in polys if _is_torch(p)), None)
+    if ref is not None:
+        import torch
+
+        values = torch.as_tensor(values, dtype=torch.float64, device=ref.device)
+    return RegionStatistics(list(REGION_STATISTICS), values, mapping)
+
+
+def get_region_means(
+    regions: Any, dims: int | None = None, dtype: Any = None, device: Any = None
+) -> Any:
+    """The mean of each region's vertices, ``(R, dims)``, as the original's ``get_region_means``.
+
+    As in the original, every row given counts (a closed polygon's repeated first vertex too);
+    the mean is then a point inside the convex region. Returns a torch tensor, as the original.
+
+    Parameters
+    ----------
+    regions : list of (k_i, dims) arrays or tensors
+    dims : int, optional
+        Coordinates per vertex (checked; taken from the regions when None).
+    dtype : torch.dtype, optional
+        Of the result (float64 by default, as the original).
+    device : str or torch.device, optional
+        Of the result: the first region's device by default (the original defaulted to ``'cuda'``).
+
+    Examples
+    --------
+    >>> get_region_means([[[0, 0], [2, 0], [2, 2], [0, 2]]], dims=2).tolist()
+    [[1.0, 1.0]]
+    """
+    import torch
+
+    regions = list(regions)
+    dt = torch.float64 if dtype is None else dtype
+    if device is None:
+        device = regions[0].device if regions and _is_torch(regions[0]) else "cpu"
+    d = None if dims is None else int(dims)
+    rows = []
+    for i, r in enumerate(regions):
+        t = r if _is_torch(r) else torch.as_tensor(_np(r, "region"))
+        t = t.reshape(len(t), -1)
+        if d is None:
+            d = int(t.shape[1])
+        if t.shape[1] != d or len(t) == 0:
+            raise SliceError(f"region {i} has shape {tuple(t.shape)}; expected (k, {d}) vertices")
+        rows.append(t.to(device=device, dtype=dt).mean(0))
+    if not rows:
+        return torch.zeros((0, d or 0), dtype=dt, device=device)
+    return torch.stack(rows)
+
+
+def split_domain_by_edge(domain: Any) -> list[Any]:
+    """The original's ``split_domain_by_edge``: one closed triangle ``[a, b, c, a]`` per edge ``a -> b``
+    of a closed domain polygon, with ``c`` the mean of its distinct vertices.
+
+    The triangles tile the (convex) domain, so they can be partitioned separately (one per worker)
+    and their regions put together.
+
+    Parameters
+    ----------
+    domain : (k + 1, d) array or tensor
+        A closed polygon (last row repeats the first), in slice coordinates or input space.
+
+    Returns
+    -------
+    list of (4, d) arrays or tensors
+        The same kind as ``domain``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tris = split_domain_by_edge(np.array([[0.0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]))
+    >>> len(tris), tris[0].tolist()
+    (4, [[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    """
+    d = _np(domain, "domain")
+    d = d.reshape(len(d), -1)
+    if len(d) < 4 or not np.array_equal(d[0], d[-1]):
+        raise SliceError(
+            "split_domain_by_edge takes a closed polygon (k + 1, d) whose last row repeats the first, "
+            f"with k >= 3; got shape {d.shape}"
+        )
+    c = d[:-1].mean(0)
+    return [_like(np.stack([a, b, c, a]), domain) for a, b in zip(d[:-1], d[1:])]
+
+
+def get_nneigh_points(dataset: Any, target_classes: Any, device: Any = None) -> Any:
+    """Three anchors between two classes of a dataset, as the original's ``get_nneigh_points``.
+
+    The point of class ``target_classes[0]`` closest to any point of class ``target_classes[1]``,
+    and its two nearest neighbours of that class: a ``(3, D)`` float32 tensor of flattened,
+    channel-first images (pixel values as stored, unscaled), for
+    :func:`get_square_slice_from_centroid` or :meth:`splinecam.Slice.from_anchors`.
+
+    Parameters
+    ----------
+    dataset : torchvision-style dataset, or (data, targets)
+        With ``.data`` (``(N, H, W, C)`` NumPy arrays as in CIFAR, or ``(N, H, W)`` as in MNIST;
+        a tensor works too) and ``.targets`` (labels).
+    target_classes : (int, int)
+        The two classes.
+    device : str or torch.device, optional
+        Where to compute the distances (the original used ``'cuda'``); the result is on the CPU.
+
+    Returns
+    -------
+    torch.Tensor, shape (3, D)
+
+    Notes
+    -----
+    Images are made channel-first as torchvision's ``ToTensor`` does, ``(C, H, W)``; the original's
+    ``transpose(1, 3)`` also swapped height and width. Grey images ``(N, H, W)`` get one channel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.zeros((4, 2, 2, 1), dtype=np.uint8); data[2:] = 10; data[1] = 4
+    >>> pts = get_nneigh_points((data, [0, 0, 1, 1]), (0, 1))
+    >>> pts.shape, pts[:, 0].tolist()
+    (torch.Size([3, 4]), [4.0, 10.0, 10.0])
+    """
+    import torch
+
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        data, targets = dataset
+    elif hasattr(dataset, "data") and hasattr(dataset, "targets"):
+        data, targets = dataset.data, dataset.targets
+    else:
+        raise TypeError(
+            "dataset must have .data and .targets (a torchvision dataset such as CIFAR10) or be a "
+            f"(data, targets) pair, got {type(dataset).__name__}"
+        )
+    c0, c1 = (int(c) for c in target_classes)
+    x = torch.as_tensor(np.asarray(data.cpu() if _is_torch(data) else data))
+    y = np.asarray(targets.cpu() if _is_torch(targets) else targets).reshape(-1)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4:
+        x = x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    else:
+        raise SliceError(f"dataset.data must be (N, H, W, C) or (N, H, W) images, got shape {tuple(x.shape)}")
+    if len(x) != len(y):
+        raise SliceError(f"dataset has {len(x)} images but {len(y)} targets")
+    x = x.reshape(len(x), -1).to(device or "cpu", torch.float32)
+    m0, m1 = torch.as_tensor(y == c0), torch.as_tensor(y == c1)
+    if int(m0.sum()) < 1 or int(m1.sum()) < 2:
+        raise SliceError(
+            f"get_nneigh_points needs at least one point of class {c0} and two of class {c1}; "
+            f"found {int(m0.sum())} and {int(m1.sum())}"
+        )
+    a, b = x[m0.to(x.device)], x[m1.to(x.device)]
+    dist = torch.cdist(a, b)
+    i = int(torch.argmin(dist.min(1).values))
+    j = torch.argsort(dist[i])[:2]
+    return torch.vstack([a[i : i + 1], b[j]]).cpu()
 
 
 def create_polytope_2d(scale: float = 1, seed: int | None = None, init_points_n: int = 30) -> np.ndarray:

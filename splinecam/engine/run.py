@@ -45,6 +45,7 @@ from .kinds import Elementwise, Kind, kind_for
 from .memory import _release_free_memory
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
 from .noise import unit_scales
+from .progress import area_progress
 from .slices import _take, as_slices, layer_floors, start_state
 from .stacks import _gather, _Runner
 
@@ -157,19 +158,23 @@ class _Run:
         self.output_shape: tuple[int, ...] = ()
         self.since_trim = 0
         self.total = 0
-        self.bar = _open_bar() if progress else None
+        self.progress = progress
+        self.bar: Any = None  # made by prepare(), which knows the domains
 
     # ------------------------------------------------------------------ phase 1
     def prepare(self, slc: Slice | list[Slice]) -> None:
         """The slices' input stacks and domain polygons (centred coordinates; one starting region
         per slice, :mod:`splinecam.engine.slices`), the probe that they fit the model, and every
         nonlinearity's noise floor (per slice)."""
-        start = start_state(as_slices(slc), self.dtype, self.device)
+        slices = as_slices(slc)
+        start = start_state(slices, self.dtype, self.device)
         self.radius, self.inp, self.shape = start.radius, start.inp, start.shape
         self._probe()
         check_batch_axis_on_example(self.program, self.model, self.inp[:3].clone())
         with torch.no_grad():
             self.floors = layer_floors(start, lambda x, p: unit_scales(self.program, self.model, x, p), _NOISE_FLOOR)
+        # progress: the fraction of the domains' area whose regions are final
+        self.bar = area_progress(self.progress, [s.domain for s in slices])
         self.work.append(_Item(0, start.poly0, {}, [], sid=start.sid))
 
     def _probe(self) -> None:
@@ -386,7 +391,7 @@ class _Run:
         for j, cj in enumerate(item.codes):
             self.out_codes[j].append(cj.cpu().numpy())
         if self.bar is not None:
-            self.bar.update(nreg)
+            self.bar.update(item.poly, item.sid)
         self.since_trim += nreg
         self.total += nreg
         if self.since_trim >= _TRIM_EVERY:
@@ -418,14 +423,6 @@ class _Run:
             jump_lines=list(geometry._JUMP_LINES),
             slice_id=torch.cat(self.out_sid),
         )
-
-
-def _open_bar() -> Any:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError("progress=True needs tqdm: pip install tqdm") from exc
-    return tqdm(desc="splinecam regions", unit="region")
 
 
 def run_program(

@@ -202,11 +202,51 @@ class _CallbackMeta(type):
 class SplineCamCallback(metaclass=_CallbackMeta):
     """Record the partition of the trained model on a slice every ``every_n_steps`` steps.
 
-    Calling ``SplineCamCallback(...)`` imports Lightning and returns an instance of the
-    ``Callback`` subclass made by :func:`callback_class` (``isinstance`` against this name works);
-    without Lightning it raises an ``ImportError`` saying how to install it. See
-    :func:`callback_class` for the parameters: ``slice``, ``every_n_steps``, ``recorder``,
-    ``log_figure``, ``log_statistics``, ``module``, ``on_train_start``, ``tag``, ``plot_kw``.
+    A PyTorch Lightning callback: at the start of training and after every optimizer step whose
+    ``trainer.global_step`` is a multiple of ``every_n_steps``, the partition of an eval-mode float64
+    copy of the model is recorded (:meth:`splinecam.Recorder.snapshot`; the model, its gradients,
+    the optimizers and the random states are left as they were), on the global-zero process only.
+    With ``log_figure`` the figure goes to every logger whose ``experiment`` has ``add_figure``
+    (TensorBoard), and with ``log_statistics`` the statistics to every logger.
+
+    Calling ``SplineCamCallback(...)`` imports Lightning (``lightning``, else ``pytorch_lightning``)
+    and returns an instance of the ``Callback`` subclass made by :func:`callback_class`
+    (``isinstance`` against this name works); without Lightning it raises an ``ImportError`` saying
+    ``pip install lightning``.
+
+    Parameters
+    ----------
+    slice : Slice, optional
+        The slice; may be omitted when ``recorder`` is given.
+    every_n_steps : int, optional
+        Record every that many global steps (default: the recorder's ``every``, or 50).
+    recorder : Recorder, optional
+        Where snapshots go; a new ``Recorder(slice, every=every_n_steps)`` if None.
+    log_figure : bool
+        Log the partition figure to the loggers that take figures.
+    log_statistics : bool
+        Log ``num_regions`` and ``boundary_length`` with ``logger.log_metrics``.
+    module : str or callable, optional
+        Which network to analyse: the LightningModule itself (None), a submodule path (``"net"``),
+        or a function of the LightningModule returning a module.
+    on_train_start : bool
+        Also record the untrained model when training starts.
+    tag : str
+        Logger tag (figure) and prefix (metrics).
+    plot_kw : dict, optional
+        Passed to :func:`splinecam.plot_partition` for the logged figure.
+
+    Attributes
+    ----------
+    recorder : Recorder
+        The snapshots (``callback.recorder.animate("run.gif")`` after training).
+
+    Raises
+    ------
+    ImportError
+        Lightning is not installed.
+    ValueError
+        Neither ``slice`` nor ``recorder``, or ``every_n_steps`` not an int >= 1.
 
     Examples
     --------
@@ -216,5 +256,20 @@ class SplineCamCallback(metaclass=_CallbackMeta):
     50
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        return callback_class()(*args, **kwargs)
+    def __new__(
+        cls,
+        slice: Slice | None = None,
+        every_n_steps: int | None = None,
+        recorder: Recorder | None = None,
+        log_figure: bool = True,
+        *,
+        log_statistics: bool = True,
+        module: str | Callable[[nn.Module], nn.Module] | None = None,
+        on_train_start: bool = True,
+        tag: str = "splinecam/partition",
+        plot_kw: dict[str, Any] | None = None,
+    ) -> Any:
+        return callback_class()(
+            slice, every_n_steps, recorder, log_figure, log_statistics=log_statistics, module=module,
+            on_train_start=on_train_start, tag=tag, plot_kw=plot_kw,
+        )

@@ -4,6 +4,7 @@ the user's model is never modified."""
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 import torch
@@ -13,7 +14,162 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 from ..errors import UnsupportedModelError
 
-__all__ = ["autograd_attributes", "check_no_forward_hooks", "prepare_model"]
+__all__ = [
+    "autograd_attributes", "check_no_forward_hooks", "prepare_model", "resolve_device",
+    "training_mode_message", "check_model_kind",
+]
+
+# --------------------------------------------------------------------------- model checks
+# torch modules whose forward reads ``self.training``: batch statistics, random masks
+_TRAINING_SENSITIVE = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.modules.dropout._DropoutNd,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+    nn.RNNBase,
+)
+
+
+def _reads_training(m: nn.Module) -> bool:
+    """Whether ``m``'s behaviour may change with its ``training`` flag.
+
+    True for BatchNorm, InstanceNorm, Dropout and the like; False for the other modules of
+    ``torch.nn`` (Linear, Conv, ReLU, containers...), whose forward never reads the flag; for any
+    other module, True unless the source of its ``forward`` can be read and does not mention
+    ``training`` (its submodules are judged on their own).
+    """
+    if isinstance(m, _TRAINING_SENSITIVE):
+        return True
+    cls = type(m)
+    if cls.__module__.startswith("torch.nn.") or cls.__module__ == "torch.nn":
+        return False
+    if cls.train is not nn.Module.train:
+        return True
+    fwd = getattr(cls, "forward", None)
+    if fwd is None or fwd is nn.Module.forward:
+        return False
+    try:
+        src = inspect.getsource(fwd)
+    except (OSError, TypeError):
+        return True
+    return "training" in src
+
+
+def training_mode_message(model: nn.Module, fix: str) -> str | None:
+    """None when no module of ``model`` is in training mode; else the refusal's message.
+
+    It names only the modules in training mode whose behaviour differs there (BatchNorm, Dropout,
+    and custom modules whose ``forward`` reads ``self.training``), or says that none does.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.5), nn.ReLU())
+    >>> print(training_mode_message(net, "Call model.eval() first"))  # doctest: +NORMALIZE_WHITESPACE
+    the model is in training mode (model.training is True), where these of its modules behave
+    differently: '1' (Dropout). Call model.eval() first
+    >>> training_mode_message(net.eval(), "") is None
+    True
+    """
+    in_training = [(n, m) for n, m in model.named_modules() if m.training]
+    if not in_training:
+        return None
+    if model.training:
+        head = "the model is in training mode (model.training is True)"
+    else:
+        names = ", ".join(f"'{n}'" for n, _ in in_training[:3]) + ("..." if len(in_training) > 3 else "")
+        head = f"part of the model is in training mode ({names}: .training is True)"
+    sensitive = [f"'{n or '(the model)'}' ({type(m).__name__})" for n, m in in_training if _reads_training(m)]
+    if sensitive:
+        listed = ", ".join(sensitive[:5]) + (f" and {len(sensitive) - 5} more" if len(sensitive) > 5 else "")
+        why = f", where these of its modules behave differently: {listed}"
+    else:
+        why = (
+            "; none of its modules behaves differently there, so eval mode computes the same "
+            "function, but splinecam analyses models in eval mode only"
+        )
+    return f"{head}{why}. {fix}"
+
+
+def check_model_kind(model: Any) -> None:
+    """Refuse what is not an ordinary ``nn.Module`` with real weights: TorchScript, the meta device."""
+    if not isinstance(model, nn.Module):
+        raise UnsupportedModelError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise UnsupportedModelError(
+            f"the model is a TorchScript module ({type(model).__name__}, made by torch.jit.script or "
+            "torch.jit.trace): its layers are compiled code that splinecam cannot trace or copy. Pass the "
+            "Python nn.Module it was made from (with the same weights: "
+            "original.load_state_dict(scripted.state_dict()))"
+        )
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_meta:
+            raise UnsupportedModelError(
+                f"the model's parameter or buffer '{name}' is on the meta device (a shape without values, "
+                "e.g. made under torch.device('meta') or by init_empty_weights): there are no weights to "
+                "analyse. Materialise and load them first: model.to_empty(device='cpu'); "
+                "model.load_state_dict(state_dict)"
+            )
+
+
+def resolve_device(device: Any, model: nn.Module | None = None) -> torch.device:
+    """``device`` as a ``torch.device`` that this torch can use (default: the model's device).
+
+    Raises :class:`~splinecam.errors.UnsupportedModelError` with its own message for a string that
+    names no torch device (``"gpu"``) and for a CUDA or MPS device that this torch build or machine
+    does not have.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("gpu")
+    Traceback (most recent call last):
+    ...
+    splinecam.errors.UnsupportedModelError: device='gpu' is not a torch device; use 'cuda' (or 'cuda:0') for an NVIDIA or AMD GPU, 'mps' on Apple silicon, or 'cpu'
+    """
+    if device is None:
+        p = None if model is None else next(iter(list(model.parameters()) + list(model.buffers())), None)
+        return p.device if p is not None else torch.device("cpu")
+    if isinstance(device, str) and device.strip().lower().split(":")[0] == "gpu":
+        raise UnsupportedModelError(
+            f"device={device!r} is not a torch device; use 'cuda' (or 'cuda:0') for an NVIDIA or AMD GPU, "
+            "'mps' on Apple silicon, or 'cpu'"
+        )
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise UnsupportedModelError(
+            f"device={device!r} is not a torch device ({exc}); use 'cpu', 'cuda', 'cuda:1', 'mps' or a "
+            "torch.device"
+        ) from exc
+    if dev.type == "cuda":
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+            raise UnsupportedModelError(
+                f"device={device!r}, but this torch ({torch.__version__}) is a CPU-only build "
+                "(torch.version.cuda is None). Use device='cpu' (the default follows the model), or "
+                "install a CUDA build of torch (see https://pytorch.org)"
+            )
+        if not torch.cuda.is_available():
+            raise UnsupportedModelError(
+                f"device={device!r}, but torch.cuda.is_available() is False: this torch is built for "
+                f"CUDA {torch.version.cuda}, but no GPU (or no working driver) is visible. Use "
+                "device='cpu', or check nvidia-smi and CUDA_VISIBLE_DEVICES"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UnsupportedModelError(
+                f"device={device!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible "
+                f"(indices 0..{torch.cuda.device_count() - 1})"
+            )
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UnsupportedModelError(
+            f"device={device!r}, but the MPS backend is not available in this torch or on this machine; "
+            "use device='cpu'"
+        )
+    if dev.type == "meta":
+        raise UnsupportedModelError("device='meta' holds no values; use 'cpu' or 'cuda'")
+    return dev
+
 
 # pre-hooks that only compute a weight from other parameters (old-style weight_norm and
 # spectral_norm, which in eval mode does no power iteration): the private copy bakes them
@@ -117,18 +273,13 @@ def prepare_model(
     call by the old-style ``weight_norm`` and ``spectral_norm`` hooks become plain parameters of the
     copy.
     """
-    if not isinstance(model, nn.Module):
-        raise UnsupportedModelError(
-            f"model must be a torch.nn.Module, got {type(model).__name__}"
-        )
-    training = [n or type(model).__name__ for n, m in model.named_modules() if m.training]
-    if training:
-        raise UnsupportedModelError(
-            f"the model is in training mode ({', '.join(training[:3])}{'...' if len(training) > 3 else ''}): "
-            "BatchNorm and Dropout behave differently in training, so the partition would not be "
-            "the function you evaluate. Call model.eval() first, or pass copy.deepcopy(model).eval() "
-            "to leave your model as it is"
-        )
+    check_model_kind(model)
+    msg = training_mode_message(
+        model,
+        "Call model.eval() first, or pass copy.deepcopy(model).eval() to leave your model as it is",
+    )
+    if msg:
+        raise UnsupportedModelError(msg)
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise UnsupportedModelError(
@@ -145,10 +296,7 @@ def prepare_model(
             "float64 as the function of its (exactly widened) weights"
         )
     check_no_forward_hooks(model)
-    if device is None:
-        p = next(iter(list(model.parameters()) + list(model.buffers())), None)
-        device = p.device if p is not None else torch.device("cpu")
-    device = torch.device(device)
+    device = resolve_device(device, model)
     memo = {id(v): v.detach().clone() for v in autograd_attributes(model)}
     copied = copy.deepcopy(model, memo)
     copied.to(device=device, dtype=dtype)

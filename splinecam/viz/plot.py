@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis.stats import region_layers, slope_norms
+from .graph_plot import plot_graphtool_graph, plot_networkx_graph  # noqa: F401 - the original's sc.plot names
 
 __all__ = [
     "PlotArtists",

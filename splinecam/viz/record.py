@@ -165,7 +165,7 @@ def partition_copy(
     *,
     dtype: torch.dtype = torch.float64,
     device: Any = None,
-    progress: bool = False,
+    progress: Any = False,
 ) -> Partition:
     """The partition of ``model`` on ``slice``, computed on an eval-mode copy (for use during training).
 
@@ -290,7 +290,9 @@ class Recorder:
     device : str or torch.device, optional
         Where to compute; the model's device if None.
     progress : bool
-        Show tqdm progress bars (partition and animation).
+        Show progress: one tqdm bar over all snapshots (each snapshot's partition fills it by the
+        fraction of the domain's area done, with the time left; its description names the step),
+        and a bar over frames in :meth:`animate`.
 
     Attributes
     ----------
@@ -334,6 +336,7 @@ class Recorder:
         self.device = device
         self.progress = bool(progress)
         self.snapshots: list[Snapshot] = []
+        self._bar: Any = None  # the one progress bar over all snapshots, made at the first one
 
     # ------------------------------------------------------------------ recording
     def should_record(self, step: int) -> bool:
@@ -374,7 +377,15 @@ class Recorder:
                 raise ValueError(f"info {k!r} must be a real scalar (int, float, 1-element tensor), got {v!r}")
             extra[str(k)] = s
         t0 = time.perf_counter()
-        part = partition_copy(model, self.slice, dtype=self.dtype, device=self.device, progress=self.progress)
+        bar: Any = False
+        if self.progress:
+            from ..engine.progress import new_bar
+
+            if self._bar is None:
+                self._bar = new_bar("splinecam")
+            bar = self._bar
+            bar.set_description_str(f"splinecam snapshot {len(self.snapshots) + 1} (step {int(step)})", refresh=False)
+        part = partition_copy(model, self.slice, dtype=self.dtype, device=self.device, progress=bar)
         if self.statistics_enabled:
             with preserve_rng():
                 stats = _scalars(part.statistics())
