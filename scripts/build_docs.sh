@@ -106,6 +106,7 @@ DOCS = Path("docs")
 BUILD = DOCS / "_build"
 PAGES = sorted(DOCS.glob("*.md"))
 NAV = [("index.md", "splinecam"), ("getting-started.md", "Getting started"), ("gallery.md", "Gallery"),
+       ("layers.md", "Supported layers"),
        ("api.md", "API reference")]
 EXTRAS = {
     "fenced-code-blocks": {"cssclass": "codehilite"},

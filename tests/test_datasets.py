@@ -82,3 +82,65 @@ def test_noise_changes_points():
 def test_bad_arguments(call, exc):
     with pytest.raises(exc):
         call()
+
+
+# --------------------------------------------------------------------------- digit_images
+def test_digit_images_shapes_dtypes_balance_and_range():
+    from splinecam.datasets import digit_images
+
+    X, y = digit_images(n=53, num_classes=10, size=28, seed=0)
+    assert X.shape == (53, 1, 28, 28) and X.dtype == np.float32
+    assert y.shape == (53,) and y.dtype == np.int64
+    assert 0.0 <= X.min() and X.max() <= 1.0
+    counts = np.bincount(y, minlength=10)
+    assert counts.min() == 53 // 10 and counts.max() == 53 // 10 + 1
+    assert not np.array_equal(y, np.sort(y))  # shuffled
+    X3, y3 = digit_images(n=40, num_classes=20, size=16, channels=3, seed=1)
+    assert X3.shape == (40, 3, 16, 16) and set(y3.tolist()) == set(range(20))
+
+
+def test_digit_images_deterministic_given_seed():
+    from splinecam.datasets import digit_images
+
+    a = digit_images(n=30, seed=4)
+    b = digit_images(n=30, seed=4)
+    c = digit_images(n=30, seed=5)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_digit_images_draw_the_seven_segment_digits():
+    """Without noise, the ink sits where the digit's segments are: "1" only on the right, "8" has a middle bar."""
+    from splinecam.datasets import digit_images
+
+    X, y = digit_images(n=400, num_classes=10, size=28, noise=0.0, seed=0)
+    assert (X.reshape(len(X), -1).max(1) > 0.5).all()  # every image has a glyph
+    mean = {k: X[y == k, 0].mean(0) for k in range(10)}
+    left, right = slice(0, 11), slice(17, 28)
+    # "1" (segments b, c): ink on the right half of the glyph box, hardly any on the left
+    assert mean[1][:, right].sum() > 5 * mean[1][:, left].sum()
+    # "8" and "0" differ by the middle bar (segment g): more ink in the middle rows of "8"
+    mid = slice(12, 16)
+    assert mean[8][mid, 10:18].sum() > 2 * mean[0][mid, 10:18].sum()
+
+
+def test_digit_images_classes_are_separable():
+    """A nearest-class-mean classifier on noisy images tells the classes apart (also for 200 classes)."""
+    from splinecam.datasets import digit_images
+
+    for k, n in ((10, 600), (200, 2000)):
+        X, y = digit_images(n=n, num_classes=k, size=32, channels=3 if k > 10 else 1, seed=0)
+        Xt, yt = digit_images(n=300, num_classes=k, size=32, channels=3 if k > 10 else 1, seed=1)
+        means = np.stack([X[y == c].reshape((y == c).sum(), -1).mean(0) for c in range(k)])
+        d = ((Xt.reshape(len(Xt), -1)[:, None, :] - means[None]) ** 2).sum(-1)
+        acc = float((d.argmin(1) == yt).mean())
+        assert acc > (0.45 if k == 10 else 0.25), (k, acc)  # chance: 0.1 and 0.005 (here 0.65 and 0.45)
+
+
+def test_digit_images_refuses_bad_arguments():
+    from splinecam.datasets import digit_images
+
+    for kw in ({"n": 0}, {"num_classes": 1}, {"num_classes": 10**6}, {"size": 4}, {"channels": 2},
+               {"noise": -1.0}, {"n": 2.5}):
+        with pytest.raises(ValueError):
+            digit_images(**kw)
