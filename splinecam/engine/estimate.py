@@ -506,13 +506,20 @@ def warn_if_large(
 ) -> RegionEstimate | None:
     """Estimate the region count (:func:`estimate_program`) and warn past ``threshold``.
 
-    Returns the estimate, or None when ``threshold`` is None (no check). The warning, a
+    Returns the estimate, or None when ``threshold`` is None (no check) or the model fails on the
+    grid's points (the engine then refuses it with its own message). The warning, a
     :class:`~splinecam.errors.LargePartitionWarning`, gives the estimate, the memory it implies, and
     the side of a square domain that would stay under the threshold.
     """
     if threshold is None:
         return None
-    est = estimate_program(program, model, slc, grid=CHECK_GRIDS[0], dtype=dtype, device=device)
+    try:
+        est = estimate_program(program, model, slc, grid=CHECK_GRIDS[0], dtype=dtype, device=device)
+    except Exception:
+        # an advisory check: what makes the model fail on a batch of real points (a slice that does
+        # not fit, an operation across the batch axis...) is refused by the engine right after, with
+        # its own message; the check must not replace that message by a raw error
+        return None
     for grid, frac in zip(CHECK_GRIDS[1:], _CHECK_FRACTIONS):
         if est.regions < frac * threshold:
             break
