@@ -121,5 +121,11 @@ def _line_floor(floor: Tol, rows: torch.Tensor, units: torch.Tensor) -> Tol:
 
 def _take(tol: Tol, idx: torch.Tensor) -> Tol:
     """The entries ``idx`` of a per-slice or per-region tolerance (a float stays a float): each
-    region's value from its slice index, each pair's from its region index."""
-    return tol if not isinstance(tol, torch.Tensor) else tol.index_select(0, idx)
+    region's value from its slice index, each pair's from its region index. A per-unit floor of one
+    slice (``(1, units)``) is expanded, not copied: a layer of 10^5 units on 10^4 regions would be
+    gigabytes."""
+    if not isinstance(tol, torch.Tensor):
+        return tol
+    if tol.dim() == 2 and tol.shape[0] == 1:
+        return tol.expand(len(idx), -1)
+    return tol.index_select(0, idx)

@@ -257,9 +257,11 @@ class Groups(Kind):
         ctr = pieces.centroids()
         hom = _homogeneous(ctr)[:, 0]  # (C, 3)
         cand = self._pair_values(pre, parent[child], gg, hom[child])
-        fl = _take(floor, parent[child])  # (per region where regions of several slices are cut)
-        if isinstance(fl, torch.Tensor) and fl.dim() == 2:  # per unit: the group's largest floor
-            fl = fl.amax(1)
+        rows = parent[child]
+        if isinstance(floor, torch.Tensor) and floor.dim() == 2:  # per unit: the group's largest floor
+            fl = floor[rows[:, None], self.cidx[gg]].masked_fill(~self.valid[gg], 0.0).amax(1)
+        else:
+            fl = _take(floor, rows)  # (per region where regions of several slices are cut)
         w = self._winner(cand, fl[:, None] if isinstance(fl, torch.Tensor) else fl)
         key = torch.zeros(len(pieces), dtype=torch.int64, device=dev)
         key.index_add_(0, child, _fmix(gg * 1_000_003 + w.long() * 7 + 1))
