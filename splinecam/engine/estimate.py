@@ -413,10 +413,10 @@ def estimate_program(
     idx[inside] = np.arange(n_in)
     crossings, ncells = _crossings_in_cells(vals[:n_in], idx.reshape(grid, grid), lw)
     if ncells:
-        x, y = (dom - dom.mean(0)).T
-        dom_area = 0.5 * abs(float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)))
-        cell_area = (xs[1] - xs[0]) * (ys[1] - ys[0])
-        crossings *= dom_area / (ncells * cell_area)
+        # the domain's area in units of one cell (so that domains of side 1e200 do not overflow)
+        x, y = ((dom - dom.mean(0)) / np.array([xs[1] - xs[0], ys[1] - ys[0]])).T
+        cells_in_domain = 0.5 * abs(float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)))
+        crossings *= cells_in_domain / ncells
     regions = max(1.0 + chords + crossings, float(distinct))
     return RegionEstimate(
         regions=float(regions),
