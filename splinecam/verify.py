@@ -137,7 +137,8 @@ def verify_partition(
     At most ``max_regions`` regions (chosen at random) are evaluated for checks 2 and 4.
 
     Cost: the model runs (in float64) on ``points_per_region`` points of each of
-    ``min(R, max_regions)`` regions, in batches of 4096: up to 40,000 points by default, about as
+    ``min(R, max_regions)`` regions, in batches of up to 4096 (fewer where one point's unit inputs
+    are large, as in VGG11: a batch records about 256 MB of them): up to 40,000 points by default, about as
     much work as the engine spends on a partition of 10,000 to 20,000 regions, so ``verify`` costs
     one to a few times the partition there (measured: 1.2-1.9x on a 10,804-region CNN); checks 1, 3
     and 5 cost a few array passes over the partition. With ``quick=True`` only
@@ -209,9 +210,10 @@ def verify_partition(
     unit_scale = 0.0
     a_mat, b_vec = part.output_affine
     with torch.no_grad():
-        for s in range(0, len(ip), 4096):
-            u = ip[s : s + 4096]
-            rr = rid[s : s + 4096]
+        batch = _batch_size(program, copy_, slc, dev)
+        for s in range(0, len(ip), batch):
+            u = ip[s : s + batch]
+            rr = rid[s : s + batch]
             xin = slc.to_input(torch.as_tensor(u, dtype=torch.float64, device=dev))
             # (copies: a model whose first step works in place would overwrite its input)
             y_eval, pres, in_shapes = evaluate_program(program, copy_, xin.clone(), with_shapes=True)
@@ -291,6 +293,21 @@ def verify_partition(
         problems.append(f"V - E + R = {euler}")
     report.checks.append(Check("graph", not problems, float(len(problems)), 0.0, "; ".join(problems)))
     return report
+
+
+#: bytes of recorded unit inputs per batch of model evaluations in verify (a few temporaries of the
+#: same size come on top): VGG11 on 3x64x64 images records about 1.7 MB per point
+VERIFY_BATCH_BYTES = 2**28
+
+
+def _batch_size(program: Any, model: torch.nn.Module, slc: Any, dev: Any) -> int:
+    """Points per batch of ``verify``'s model evaluations: at most 4096, fewer where one point's
+    recorded unit inputs are large (a wide CNN), so that a batch holds about
+    :data:`VERIFY_BATCH_BYTES` of them."""
+    probe = slc.to_input(torch.zeros(1, 2, dtype=torch.float64, device=dev))
+    _, pres = evaluate_program(program, model, probe.clone())
+    per_point = 8 * max(1, sum(int(p.numel()) for p in pres) + int(probe.numel()))
+    return int(max(1, min(4096, VERIFY_BATCH_BYTES // per_point)))
 
 
 def _dist_to_boundary(p: np.ndarray, dom: np.ndarray) -> np.ndarray:
