@@ -33,6 +33,8 @@ OUTPUTS = {
     "neural_sdf": ["neural_sdf.png"],
     "training_dynamics": ["training_dynamics.gif"],
     "local_complexity": ["local_complexity.png"],
+    "lenet_maxpool": ["lenet_maxpool.png"],
+    "vgg11": ["vgg11.png"],
 }
 
 
@@ -112,7 +114,8 @@ def test_example_conventions(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["toy2d", "visualize_mlp_random", "visualize_cnn_random", "inr_2d", "neural_sdf", "local_complexity"]
+    "name", ["toy2d", "visualize_mlp_random", "visualize_cnn_random", "inr_2d", "neural_sdf", "local_complexity",
+             "lenet_maxpool", "vgg11"]
 )
 def test_example_fast(name, tmp_path, capsys):
     summary = load_example(name).main(["--fast", "--out", str(tmp_path)])
@@ -183,6 +186,44 @@ def test_neural_sdf_level_sets_are_exact(tmp_path):
         assert np.abs(f).max() < 1e-9, np.abs(f).max()
         assert np.abs(mod.torus_sdf(x)).mean() < 0.2
     assert summary["level_set_residual"] < 1e-5 and summary["level_set_distance"] < 0.2
+
+
+def test_lenet_maxpool_network_and_window(tmp_path):
+    """LeNet-5 with max-pooling, trained; the window shows the three classes meeting, and both
+    max-pooling layers cut regions (checked against the real model by verify in the fast test)."""
+    mod = load_example("lenet_maxpool")
+    kinds = [type(m).__name__ for m in mod.lenet(0)]
+    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten",
+                     "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert tuple(mod.lenet(0)(torch.zeros(2, 1, 28, 28)).shape) == (2, 10)
+    summary = mod.main(["--fast", "--out", str(tmp_path)])
+    part = summary["partition"]
+    assert summary["accuracy"] > 0.5
+    assert len(part.layer_names) == 6
+    layers_cutting = set(np.unique(part.edge_layer[part.edge_layer >= 0]).tolist())
+    assert {1, 3} & layers_cutting, layers_cutting  # a max-pooling layer made borders
+    a, b = part.output_affine
+    classes = np.unique(np.argmax(np.einsum("roi,ri->ro", a, part.centroids()) + b, axis=1))
+    assert len(classes) >= 2 and part.decision_boundary().length > 0
+
+
+def test_vgg11_network_and_summary(tmp_path, capsys):
+    mod = load_example("vgg11")
+    model = mod.vgg11(size=64, classes=200)
+    convs = [m for m in model if isinstance(m, torch.nn.Conv2d)]
+    pools = [m for m in model if isinstance(m, torch.nn.MaxPool2d)]
+    assert [c.out_channels for c in convs] == [64, 128, 256, 256, 512, 512, 512, 512] and len(pools) == 5
+    assert model[-1].out_features == 200 and model[-1].in_features == 4096
+    small = mod.vgg11(size=32, classes=10, width=0.125, hidden=16, bn=True).eval()
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in small) == 8
+    assert tuple(small(torch.zeros(1, 3, 32, 32)).shape) == (1, 10)
+    assert len(mod.layer_labels(small)) == 15
+    summary = mod.main(["--fast", "--bn", "--train", "--steps", "2", "--out", str(tmp_path)])
+    assert summary["verified"] is True and summary["num_regions"] > 1
+    assert summary["peak_rss_gib"] > 0 and summary["forward_passes_per_region"] > 0
+    assert len(summary["partition"].layer_names) == 15
+    out = capsys.readouterr().out
+    assert "ru_maxrss" in out and "forward passes" in out
 
 
 def test_training_dynamics_fast(tmp_path, capsys):
