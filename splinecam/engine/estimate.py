@@ -117,10 +117,13 @@ class RegionEstimate:
 
 
 def _inside(points: np.ndarray, dom: np.ndarray, tol: float) -> np.ndarray:
-    """Points inside the counter-clockwise convex polygon ``dom`` (within ``tol``)."""
-    a = dom
-    e = np.roll(dom, -1, axis=0) - dom
-    d = points[:, None, :] - a[None]
+    """Points inside the counter-clockwise convex polygon ``dom`` (within ``tol``), computed in units
+    of the polygon's size (products of coordinates near 1e200 would overflow)."""
+    unit = float(np.abs(dom - dom[0]).max()) or 1.0
+    a = dom / unit
+    e = np.roll(a, -1, axis=0) - a
+    d = points[:, None, :] / unit - a[None]
+    tol = tol / unit
     cross = e[None, :, 0] * d[..., 1] - e[None, :, 1] * d[..., 0]
     return (cross >= -tol * np.hypot(e[:, 0], e[:, 1])[None]).all(1)
 
