@@ -45,7 +45,6 @@ import copy
 import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -60,6 +59,9 @@ import torch.nn.functional as F
 
 import splinecam as sc
 from splinecam.datasets import digit_images
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import _machine, _vm_hwm_kib  # noqa: E402
 
 __all__ = ["CONFIGS", "build_lenet", "build_vgg11", "make_config", "time_grid", "run_config", "main"]
 
@@ -198,15 +200,11 @@ def time_grid(model: nn.Sequential, sl: sc.Slice, n: int, budget: float = GRID_B
 
 
 # ---------------------------------------------------------------------------- one config
-def _vm_hwm_kib() -> int:
+def _peak_kib() -> int:
     """Peak resident memory of this process image (Linux ``VmHWM``; ``ru_maxrss`` elsewhere), KiB."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+    hwm = _vm_hwm_kib()
+    if hwm is not None:
+        return hwm
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r // 1024 if sys.platform == "darwin" else r
 
@@ -231,11 +229,11 @@ def run_config(name: str, pad_scale: float = 1.0, grid: int | None = None, budge
     sq = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
     small = sc.Slice(origin=sl.origin.reshape(sl.input_shape), basis=sl.basis, domain=c + 0.05 * half * sq)
     sc.partition(model, small)  # warm-up, not timed
-    base = _vm_hwm_kib()
+    base = _peak_kib()
     t0 = time.perf_counter()
     part = sc.partition(model, sl)
     secs = time.perf_counter() - t0
-    peak = _vm_hwm_kib()
+    peak = _peak_kib()
     t_fwd = forward_seconds(model, x)
     rec = {"config": name, "input": "x".join(map(str, sl.input_shape)), "half_width": half,
            "regions": part.num_regions, "exact_s": secs, "regions_per_s": part.num_regions / secs,
@@ -260,20 +258,6 @@ def _run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if res.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{res.stderr[-4000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()}-core {cpu}; torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"Python {platform.python_version()}, splinecam {sc.__version__}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -264,9 +264,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cb.set_ticklabels(labels[: len(part.layer_names)], fontsize=8)
     ax2.set_title("part.plot(edges_by_layer=True)\nborders by the ReLU or max-pool layer that made them",
                   fontsize=11)
-    for ax in (ax1, ax2):
-        ax.set_xlabel("$u_1$")
-        ax.set_ylabel("$u_2$")
+    for ax in (ax1, ax2):  # (part.plot labels the axes u_1, u_2 itself)
         ax.locator_params(nbins=5)
     fig.suptitle(
         f"VGG11{'-BN' if args.bn else ''} (3x{size}x{size}, {classes} classes, {what}): {part.num_regions:,} regions "
