@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 
 from .engine import run_program
-from .engine.estimate import WARN_REGIONS, warn_if_large
+from .engine import estimate as _estimate
+from .engine.estimate import _CHECK_FRACTIONS, WARN_REGIONS, warn_if_large
 from .engine.progress import ProgressBar
 from .errors import PrecisionWarning, SliceError
 from .result import Partition
@@ -61,7 +62,10 @@ def partition(
     warn_regions : float or None
         Before the run, the region count is estimated from the model's activation patterns on a
         coarse grid (:func:`splinecam.estimate_regions`: 32 model evaluations on a 4 x 4 grid,
-        refined on 16 x 16 and 64 x 64 grids only when the estimate nears the threshold). At or above
+        refined on 16 x 16 and 64 x 64 grids only when the estimate nears the threshold), once the
+        engine has found :data:`~splinecam.engine.estimate.CHECK_AFTER` regions (32,768; at once when
+        a twentieth of ``warn_regions`` is fewer), so that smaller partitions do not pay for the
+        check and a run near the threshold is warned of within its first percent. At or above
         ``warn_regions`` (default :data:`splinecam.engine.estimate.WARN_REGIONS`, one million) a
         :class:`~splinecam.errors.LargePartitionWarning` gives the estimate and how to shrink the
         slice. None skips the check.
@@ -110,8 +114,15 @@ def partition(
             stacklevel=2,
         )
     program = trace_model(copy_)
-    warn_if_large(program, copy_, slice, warn_regions, dtype=dtype, device=dev)
-    res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size)
+    check = None
+    if warn_regions is not None:
+        # the estimate runs once the engine has found CHECK_AFTER regions, long before a run near
+        # the threshold ends (see CHECK_AFTER)
+        check = (
+            min(_estimate.CHECK_AFTER, int(warn_regions * _CHECK_FRACTIONS[0])),
+            lambda: warn_if_large(program, copy_, slice, warn_regions, dtype=dtype, device=dev, stacklevel=5),
+        )
+    res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size, check=check)
     part = Partition._from_engine(res, slice, program, dtype=dtype)
     part.seconds = time.perf_counter() - t0
     return part

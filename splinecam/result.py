@@ -113,7 +113,7 @@ def _equal_code_pairs(codes: list[Any], edge_regions: np.ndarray, chunk: int = 1
     layer (``codes`` as the engine gives them: bit-packed ``(array, units)`` or int8 arrays).
     Edges are first screened by a hash of each region's codes (one pass over the regions, not two
     gathers per edge); the few whose hashes match are compared exactly."""
-    er = edge_regions[(edge_regions >= 0).all(1)]
+    er = edge_regions[(edge_regions[:, 0] >= 0) & (edge_regions[:, 1] >= 0)]
     if not codes or not len(er):
         return np.zeros((0, 2), dtype=np.int64)
     arrays = [np.asarray(c[0] if isinstance(c, tuple) else c) for c in codes]

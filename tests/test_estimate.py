@@ -131,15 +131,19 @@ def test_the_check_is_cheap_and_can_be_skipped(monkeypatch):
 
     monkeypatch.setattr(est_mod, "estimate_program", counting)
     model, sl = CASES["relu 16x1"]()
-    sc.partition(model, sl)
-    assert calls == [4]  # one 4 x 4 grid (32 evaluations) when far below the threshold
-    calls.clear()
-    sc.partition(model, sl, warn_regions=None)
+    n = sc.partition(model, sl, warn_regions=None).num_regions
     assert calls == []
+    sc.partition(model, sl)
+    assert calls == []  # fewer regions than CHECK_AFTER: the check never runs
+    monkeypatch.setattr(est_mod, "CHECK_AFTER", n // 2)
+    part = sc.partition(model, sl)
+    assert calls == [4]  # once, during the run: one 4 x 4 grid (32 evaluations) far below the threshold
+    assert part.num_regions == n
     calls.clear()
-    with pytest.warns(sc.LargePartitionWarning):
+    with pytest.warns(sc.LargePartitionWarning) as rec:
         sc.partition(model, sl, warn_regions=10)
-    assert calls == [4, 16, 64]  # refined near (here: past) the threshold
+    assert calls == [4, 16, 64]  # at once (a twentieth of 10 is < 1), refined near (here: past) the threshold
+    assert rec[0].filename == __file__  # the warning points at the caller's line
 
 
 class FakeBar:

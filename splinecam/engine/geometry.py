@@ -259,8 +259,11 @@ def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> Polygo
     # (as every polygon sharing the edge on this side does)
     t = s4[..., 0] / (s4[..., 0] - s4[..., 1])
     xio = xy4[:, :, 0] + t[..., None] * (xy4[:, :, 1] - xy4[:, :, 0])  # (2P, 2, 2)
-    l4 = lab.reshape(-1).index_select(0, idx4).reshape(2 * p, 2, 2)[..., 0]  # labels of the two crossed edges
-    hio = edge_hash(h4[..., 0], h4[..., 1], l4, lid2[:, None])  # (2P, 2)
+    if _JUMP_LINES:  # the labels of the two crossed edges tell which are edges of a step with jumps
+        l4 = lab.reshape(-1).index_select(0, idx4).reshape(2 * p, 2, 2)[..., 0]
+        hio = edge_hash(h4[..., 0], h4[..., 1], l4, lid2[:, None])  # (2P, 2)
+    else:
+        hio = mix_hash(h4[..., 0], h4[..., 1], lid2[:, None])
     # slot j of a part: [crossing in] + vertices start .. end + [crossing out], padded with slot 0.
     # Every field is one gather from the vertices followed by the crossing points in and out
     # (rows ``pk + 2 row`` and ``pk + 2 row + 1``); for the labels, those rows hold the label of

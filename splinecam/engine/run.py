@@ -433,19 +433,30 @@ def run_program(
     device: torch.device,
     progress: bool = False,
     chunk_size: int | None = None,
+    check: tuple[int, Callable[[], Any]] | None = None,
 ) -> EngineResult:
     """Run the engine; ``model`` is the prepared private copy that ``program`` was traced from.
 
     ``slc``: one slice, or a list of slices of one input shape run together (one starting region
     per slice; :mod:`splinecam.engine.slices`): the result's ``slice_id`` then tells each region's.
+    ``check``: ``(regions, fn)``: ``fn()`` is called once, as soon as the regions found (finished
+    ones and those of the next work item) reach ``regions`` (at once where ``regions <= 1``), and
+    never in a run with fewer regions: the region-count warning of :func:`splinecam.partition`,
+    which small partitions then do not pay for.
     """
     run = _Run(model, program, dtype, device, progress, chunk_size)
     geometry._JUMP_LINES.clear()
     try:
+        if check is not None and check[0] <= 1:
+            check[1]()
+            check = None
         run.prepare(slc)
         with torch.no_grad():
             while run.work:
                 item = run.work.pop()
+                if check is not None and run.total + len(item.poly) >= check[0]:
+                    check[1]()
+                    check = None
                 run.regroup(item)
                 if not run.advance(item):
                     run.finish(item)

@@ -3,7 +3,6 @@ the user's model is never modified."""
 
 from __future__ import annotations
 
-import copy
 import inspect
 from typing import Any
 
@@ -16,7 +15,7 @@ from ..errors import UnsupportedModelError
 
 __all__ = [
     "autograd_attributes", "check_no_forward_hooks", "prepare_model", "resolve_device",
-    "training_mode_message", "check_model_kind",
+    "training_mode_message", "check_model_kind", "clone_module",
 ]
 
 # --------------------------------------------------------------------------- model checks
@@ -297,11 +296,65 @@ def prepare_model(
         )
     check_no_forward_hooks(model)
     device = resolve_device(device, model)
-    memo = {id(v): v.detach().clone() for v in autograd_attributes(model)}
-    copied = copy.deepcopy(model, memo)
-    copied.to(device=device, dtype=dtype)
+    copied = clone_module(model, device, dtype)
     copied.eval()
     _bake_weights(copied)
-    for p in copied.parameters():
-        p.requires_grad_(False)
     return copied, device
+
+
+def _fresh_tensor(t: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A new tensor (never ``t``'s storage) with ``t``'s values, on ``device``, floating ones in ``dtype``."""
+    dt = dtype if t.is_floating_point() else t.dtype
+    return t.detach().to(device=device, dtype=dt, copy=True)
+
+
+def clone_module(model: nn.Module, device: Any, dtype: torch.dtype) -> nn.Module:
+    """A copy of ``model``'s module tree whose parameters and buffers are new tensors on ``device``
+    (floating ones in ``dtype``, parameters without gradients), sharing nothing that can change.
+
+    Every module is a new instance of its class with its own ``_parameters``, ``_buffers``,
+    ``_modules`` and hook dictionaries; its other attributes (numbers, strings, functions...) are
+    shared with the original's, as the engine only reads them. Modules and tensors that appear
+    several times (weight tying) are copied once and stay shared in the copy. This is what
+    ``copy.deepcopy`` then ``.to(device, dtype)`` gave, without the deep copy's recursion through
+    every attribute (about 2.5 ms of a 4 ms preparation on a 2-10x5-1 MLP) or a second copy of the
+    parameters in the model's dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
+    >>> c = clone_module(net, torch.device("cpu"), torch.float64)
+    >>> c[0].weight.dtype, c[0].weight.data_ptr() != net[0].weight.data_ptr(), net[0].weight.dtype
+    (torch.float64, True, torch.float32)
+    """
+    modules: dict[int, nn.Module] = {}
+    tensors: dict[int, torch.Tensor] = {}
+
+    def tensor(t: torch.Tensor | None, param: bool) -> torch.Tensor | None:
+        if t is None:
+            return None
+        if id(t) not in tensors:
+            v = _fresh_tensor(t, device, dtype)
+            tensors[id(t)] = nn.Parameter(v, requires_grad=False) if param else v
+        return tensors[id(t)]
+
+    def clone(m: nn.Module) -> nn.Module:
+        if id(m) in modules:
+            return modules[id(m)]
+        new = type(m).__new__(type(m))
+        modules[id(m)] = new
+        d = dict(vars(m))
+        for key, v in d.items():
+            # the hook dictionaries (and any other): the copy's own, so that removing a hook from the
+            # copy cannot remove the user's
+            if isinstance(v, dict):
+                d[key] = type(v)(v)
+        d["_parameters"] = type(m._parameters)((k, tensor(p, True)) for k, p in m._parameters.items())
+        d["_buffers"] = type(m._buffers)((k, tensor(b, False)) for k, b in m._buffers.items())
+        d["_non_persistent_buffers_set"] = set(m._non_persistent_buffers_set)
+        d["_modules"] = type(m._modules)((k, None if c is None else clone(c)) for k, c in m._modules.items())
+        object.__setattr__(new, "__dict__", d)
+        return new
+
+    return clone(model)
