@@ -32,6 +32,7 @@ import torch.nn as nn
 from .engine import EngineResult, run_program
 from .engine.geometry import Polygons
 from .engine.slices import as_slices
+from .engine.threads import engine_threads
 from .errors import SliceError, SplineCamError
 from .result import Partition
 from .slice import Slice
@@ -82,6 +83,7 @@ def _split_result(res: EngineResult, n: int) -> list[EngineResult]:
     return out
 
 
+@engine_threads()  # one CPU thread for the small operations (splinecam.engine.threads)
 def _run_batch(
     copy_: nn.Module, program: Program, slices: list[Slice], dtype: torch.dtype, dev: torch.device
 ) -> list[Partition]:

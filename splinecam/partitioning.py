@@ -10,10 +10,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .engine import run_program
 from .engine import estimate as _estimate
-from .engine.estimate import _CHECK_FRACTIONS, WARN_REGIONS, warn_if_large
+from .engine import run_program
+from .engine.estimate import WARN_REGIONS, warn_if_large
 from .engine.progress import ProgressBar
+from .engine.threads import engine_threads
 from .errors import PrecisionWarning, SliceError
 from .result import Partition
 from .slice import Slice
@@ -62,7 +63,7 @@ def partition(
     warn_regions : float or None
         Before the run, the region count is estimated from the model's activation patterns on a
         coarse grid (:func:`splinecam.estimate_regions`: 32 model evaluations on a 4 x 4 grid,
-        refined on 16 x 16 and 64 x 64 grids only when the estimate nears the threshold), once the
+        refined on 16 x 16 and 64 x 64 grids only past a quarter and half the threshold), once the
         engine has found :data:`~splinecam.engine.estimate.CHECK_AFTER` regions (32,768; at once when
         a twentieth of ``warn_regions`` is fewer), so that smaller partitions do not pay for the
         check and a run near the threshold is warned of within its first percent. At or above
@@ -102,6 +103,14 @@ def partition(
     if not isinstance(slice, Slice):
         raise SliceError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")
     chunk_size = _check_chunk_size(chunk_size)
+    with engine_threads():  # one CPU thread for the small operations (splinecam.engine.threads)
+        return _partition(model, slice, dtype, device, progress, chunk_size, warn_regions)
+
+
+def _partition(
+    model: nn.Module, slice: Slice, dtype: torch.dtype, device: Any, progress: Any, chunk_size: int | None,
+    warn_regions: float | None,
+) -> Partition:
     t0 = time.perf_counter()
     copy_, dev = prepare_model(model, dtype=dtype, device=device)
     if dtype == torch.float32:
@@ -111,7 +120,7 @@ def partition(
             "cuts; the exactness contract assumes dtype=torch.float64, the default (verify() checks a "
             "float32 partition against float32 tolerances)",
             PrecisionWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     program = trace_model(copy_)
     check = None
@@ -119,8 +128,8 @@ def partition(
         # the estimate runs once the engine has found CHECK_AFTER regions, long before a run near
         # the threshold ends (see CHECK_AFTER)
         check = (
-            min(_estimate.CHECK_AFTER, int(warn_regions * _CHECK_FRACTIONS[0])),
-            lambda: warn_if_large(program, copy_, slice, warn_regions, dtype=dtype, device=dev, stacklevel=5),
+            min(_estimate.CHECK_AFTER, int(warn_regions / 20)),
+            lambda: warn_if_large(program, copy_, slice, warn_regions, dtype=dtype, device=dev, stacklevel=6),
         )
     res = run_program(copy_, program, slice, dtype, dev, progress=progress, chunk_size=chunk_size, check=check)
     part = Partition._from_engine(res, slice, program, dtype=dtype)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .engine.kinds import kind_for
+from .engine.threads import engine_threads
 from .trace import evaluate_program, prepare_model, trace_model
 
 __all__ = [
@@ -103,6 +104,7 @@ def tolerance(dtype: torch.dtype) -> float:
     return max(RTOL_FLOAT64, 100.0 * float(torch.finfo(dtype).eps))
 
 
+@engine_threads()  # one CPU thread for the small operations (splinecam.engine.threads)
 def verify_partition(
     part: Any,
     model: torch.nn.Module,

@@ -232,21 +232,22 @@ def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> Polygo
     slots = torch.arange(k, device=dev)
     nv2 = nv.repeat(2)
     keep = torch.cat([s >= 0, s <= 0])
-    keep &= slots[None] < nv2[:, None]
-    prv = torch.where(slots[None] > 0, slots[None] - 1, nv2[:, None] - 1)
-    first = keep & ~torch.gather(keep, 1, prv)
+    keep &= slots < nv2[:, None]
+    # the slot before slot j is j - 1, and nv - 1 before slot 0
+    kprev = torch.empty_like(keep)
+    kprev[:, 1:] = keep[:, :-1]
+    kprev[:, 0] = keep.gather(1, (nv2 - 1)[:, None])[:, 0]
+    first = keep & ~kprev
     if bool((first.sum(1) != 1).any()):
         above, below = _split_crossed_general(poly, s, lid)
         return Polygons.cat([above, below])
     start = first.to(torch.uint8).argmax(1)
     arc = keep.sum(1)
-    end = start + arc - 1
-    end = torch.where(end >= nv2, end - nv2, end)
-    before = torch.where(start > 0, start - 1, nv2 - 1)
-    after = torch.where(end + 1 < nv2, end + 1, torch.zeros_like(end))
+    end = torch.remainder(start + arc - 1, nv2)
+    before = torch.remainder(start - 1, nv2)
+    after = torch.remainder(end + 1, nv2)
     # the two crossed edges: before -> start and end -> after (flat slot ids)
-    row = torch.arange(2 * p, device=dev)
-    rowk = (row - torch.where(row >= p, p, 0)) * k
+    rowk = torch.arange(p, device=dev).repeat(2) * k
     idx4 = (torch.stack([before, start, end, after], 1) + rowk[:, None]).reshape(-1)
     xy4 = xy.reshape(-1, 2).index_select(0, idx4).reshape(2 * p, 2, 2, 2)  # row, edge, end, coord
     h4 = hsh.reshape(-1).index_select(0, idx4).reshape(2 * p, 2, 2)
@@ -258,10 +259,11 @@ def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> Polygo
     # crossing points, each computed from the first vertex of its edge in counter-clockwise order
     # (as every polygon sharing the edge on this side does)
     t = s4[..., 0] / (s4[..., 0] - s4[..., 1])
-    xio = xy4[:, :, 0] + t[..., None] * (xy4[:, :, 1] - xy4[:, :, 0])  # (2P, 2, 2)
+    x0 = xy4[:, :, 0]
+    xio = x0 + t[..., None] * (xy4[:, :, 1] - x0)  # (2P, 2, 2)
     if _JUMP_LINES:  # the labels of the two crossed edges tell which are edges of a step with jumps
         l4 = lab.reshape(-1).index_select(0, idx4).reshape(2 * p, 2, 2)[..., 0]
-        hio = edge_hash(h4[..., 0], h4[..., 1], l4, lid2[:, None])  # (2P, 2)
+        hio = edge_hash(h4[..., 0], h4[..., 1], l4, lid2[:, None])
     else:
         hio = mix_hash(h4[..., 0], h4[..., 1], lid2[:, None])
     # slot j of a part: [crossing in] + vertices start .. end + [crossing out], padded with slot 0.
@@ -269,23 +271,24 @@ def _split_crossed(poly: Polygons, s: torch.Tensor, lid: torch.Tensor) -> Polygo
     # (rows ``pk + 2 row`` and ``pk + 2 row + 1``); for the labels, those rows hold the label of
     # the edge into ``start`` and the cut's label.
     hi = has_in.long()
-    cnt = arc + hi + has_out.long()
+    ahi = arc + hi
+    cnt = ahi + has_out.long()
     kk = int(cnt.max())
-    j = torch.arange(kk, device=dev)[None]
+    j = torch.arange(kk, device=dev)
     pk = p * k
-    vid = start[:, None] + j - hi[:, None]
-    vid = torch.where(vid >= nv2[:, None], vid - nv2[:, None], vid) + rowk[:, None]
-    xin = (pk + 2 * row)[:, None]
+    vid = torch.remainder(start[:, None] + (j - hi[:, None]), nv2[:, None]) + rowk[:, None]
+    xin = (pk + 2 * torch.arange(2 * p, device=dev))[:, None]
     vid = torch.where((j == 0) & has_in[:, None], xin, vid)
-    vid = torch.where((j == (arc + hi)[:, None]) & has_out[:, None], xin + 1, vid)
+    vid = torch.where((j == ahi[:, None]) & has_out[:, None], xin + 1, vid)
     vid = torch.where(j >= cnt[:, None], vid[:, :1], vid)
     # the edge from the last arc vertex is the cut when there is no crossing out
-    lidx = torch.where((j == (arc + hi - 1)[:, None]) & ~has_out[:, None], xin + 1, vid)
+    lidx = torch.where((j == (ahi - 1)[:, None]) & ~has_out[:, None], xin + 1, vid)
     vid = vid.reshape(-1)
     pxy = torch.cat([xy.reshape(-1, 2), xio.reshape(-1, 2)]).index_select(0, vid).reshape(2 * p, kk, 2)
     ph = torch.cat([hsh.reshape(-1), hio.reshape(-1)]).index_select(0, vid).reshape(2 * p, kk)
-    lio = torch.stack([lab.reshape(-1).index_select(0, idx4[0::4]), lid2], 1)
-    plab = torch.cat([lab.reshape(-1), lio.reshape(-1)]).index_select(0, lidx.reshape(-1)).reshape(2 * p, kk)
+    labf = lab.reshape(-1)
+    lio = torch.stack([labf.index_select(0, idx4[0::4]), lid2], 1)
+    plab = torch.cat([labf, lio.reshape(-1)]).index_select(0, lidx.reshape(-1)).reshape(2 * p, kk)
     return Polygons(pxy, ph, plab, cnt)
 
 

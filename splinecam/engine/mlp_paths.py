@@ -33,6 +33,7 @@ from .cutting import (
 )
 from .geometry import Polygons
 from .slices import Tol, _line_floor, _take
+from .threads import big_op
 
 __all__: list[str] = []
 
@@ -67,7 +68,8 @@ def _masked_linear(pre: torch.Tensor, gain: torch.Tensor, inter: torch.Tensor | 
         # without writing the masked stack
         z = torch.bmm(pre, gain[:, :, None] * w.t()[None])
     else:
-        z = torch.nn.functional.linear((pre * gain[:, None, :]).reshape(3 * p, n), w).reshape(p, 3, -1)
+        with big_op(pre.numel()):
+            z = torch.nn.functional.linear((pre * gain[:, None, :]).reshape(3 * p, n), w).reshape(p, 3, -1)
     if inter is not None:
         z[:, 0] += torch.nn.functional.linear(inter, w)
     if lin.bias is not None:

@@ -50,6 +50,12 @@ def _abs_module_call(mod: nn.Module, args: tuple, kwargs: dict) -> Any:
         # output and of the bias is a smaller but still meaningful scale)
         zero = _map_args(args, lambda a: torch.zeros_like(a) if isinstance(a, torch.Tensor) else a)
         return mod(*args, **kwargs).abs() + mod(*zero, **kwargs).abs()
+    if type(mod) in (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d) and len(args) == 1 and not kwargs:
+        # (the common modules directly: torch.func.functional_call costs about 0.3 ms a call)
+        absb = None if mod.bias is None else mod.bias.abs()
+        if type(mod) is nn.Linear:
+            return F.linear(args[0], mod.weight.abs(), absb)
+        return mod._conv_forward(args[0], mod.weight.abs(), absb)
     params: dict[str, torch.Tensor] = {}
     for name, t in list(mod.named_parameters()) + list(mod.named_buffers()):
         if not t.is_floating_point():

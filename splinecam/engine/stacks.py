@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..trace import Program, _map_args, _Ref, call_step
+from .threads import big_op
 
 __all__: list[str] = []
 
@@ -39,8 +40,9 @@ class _Runner:
         kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
         if step.kind == "meta":
             return call_step(step, args, kwargs, self.model)
-        # affine
-        out = call_step(step, args, kwargs, self.model)
+        # affine (a big product with the user's CPU threads, see splinecam.engine.threads)
+        with big_op(sum(env[int(a)].numel() for a in _collect_refs(step.args) if isinstance(env[int(a)], torch.Tensor))):
+            out = call_step(step, args, kwargs, self.model)
         has_const = step.mode in ("bias", "add", "sub", "rsub")
         if has_const:
             stack_refs = {
