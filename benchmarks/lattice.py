@@ -6,22 +6,22 @@ Usage::
     python benchmarks/lattice.py --widths 384 768 1536    # a subset
     python benchmarks/lattice.py --json out.json          # also write the numbers as JSON
 
-A lattice network computes ``f(x) = max_g min_{j in S_g} (a_j . x + b_j)`` on 2-D inputs: ``pieces``
-affine functions, ``groups`` groups ``S_g`` of ``GROUP`` pieces each, drawn at random (so most
-pieces appear in several groups). As a ReLU network (:func:`build_lattice`):
+A lattice network computes ``f(x) = max_g min_j (a_j . x + b_j)``, here with ``n`` affine pieces of
+the 2-D input and ``n`` groups that each take the min of all ``n`` pieces, through a pairwise tree in
+one of ``VARIANTS`` orders of the pieces (so whole groups are exact copies of each other). As a ReLU
+network (:func:`build_lattice`):
 
-* ``Linear(2, pieces)`` computes the pieces and an activation-free ``Linear(pieces, groups * GROUP)``
-  copies each group's pieces (exact duplicate rows);
-* every level of a pairwise min (then max) tree maps its values ``z`` through one ReLU layer of three
-  units per pair, ``relu(u), relu(-u), relu(u - v)``, and a Linear layer back to one value per pair:
-  ``min(u, v) = relu(u) - relu(-u) - relu(u - v)`` (and ``max(u, v) = relu(u) - relu(-u) +
-  relu(v - u)``); an odd value out is carried by ``relu(u) - relu(-u)``. The Linear layer of one
-  level and the first of the next are consecutive affine steps.
+* ``Linear(2, n)`` computes the pieces and an activation-free ``Linear(n, n * n)`` copies them into
+  the groups (exact duplicate rows);
+* every level of the pairwise min trees (then of the max tree over the groups) maps its values
+  through one ReLU layer of three units per pair, ``relu(u), relu(-u), relu(u - v)``, and a Linear
+  layer back to one value per pair: ``min(u, v) = relu(u) - relu(-u) - relu(u - v)`` (``max(u, v) =
+  relu(u) - relu(-u) + relu(v - u)``); an odd value out is carried by ``relu(u) - relu(-u)``. The
+  Linear layer of one level and the first of the next are consecutive affine steps.
 
-The widest ReLU layer (the first min level) has ``3 * groups * GROUP / 2`` units; the same pair of
-pieces is compared in many groups, so most of its units duplicate others exactly, and ``relu(-u)`` and
-``relu(u)`` of a piece that keeps its sign on the domain never bend. The region count grows with the
-number of distinct pieces (``pieces = width // PIECES_PER_WIDTH``).
+The widest ReLU layer (the first min level) has ``3 n^2 / 2`` units. Most units duplicate others
+exactly (the copied groups), the max tree compares equal values (its ``relu(v - u)`` units are
+identically zero), and the region count grows with ``n`` (the pieces' pairwise comparisons).
 
 For each width, in one process and run: the exact partition (float64, best of ``--repeats``), regions
 per second, and the ``--grid`` x ``--grid`` activation-pattern grid of ``benchmarks/run.py`` (float64,
@@ -32,7 +32,7 @@ Examples
 --------
 >>> net = build_lattice(48, seed=0)
 >>> [m.out_features for m in net if isinstance(m, torch.nn.Linear)][:3]
-[6, 32, 48]
+[6, 36, 54]
 """
 
 from __future__ import annotations

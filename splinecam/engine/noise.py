@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..trace import Program, _map_args, _Ref, call_step
 from ..trace.program import pwl_inputs
+from ..trace.simplify import ComposedLinear
 
 __all__ = ["unit_scales"]
 
@@ -50,6 +51,9 @@ def _abs_module_call(mod: nn.Module, args: tuple, kwargs: dict) -> Any:
         # output and of the bias is a smaller but still meaningful scale)
         zero = _map_args(args, lambda a: torch.zeros_like(a) if isinstance(a, torch.Tensor) else a)
         return mod(*args, **kwargs).abs() + mod(*zero, **kwargs).abs()
+    if isinstance(mod, ComposedLinear) and len(args) == 1 and not kwargs:
+        # the parts' absolute weights multiplied (the composed weights may cancel)
+        return F.linear(args[0], mod.magnitude_weight, mod.magnitude_bias)
     if type(mod) in (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d) and len(args) == 1 and not kwargs:
         # (the common modules directly: torch.func.functional_call costs about 0.3 ms a call)
         absb = None if mod.bias is None else mod.bias.abs()

@@ -15,7 +15,7 @@ from .batch_axis import _check_batch_axis
 from .in_place import _follow_in_place
 from .nonlinear import PWL_MODULES, TUPLE_PWL, spec_of_call, spec_of_module
 from .program import Program, Step, _map_args, _Ref, _refs
-from .simplify import drop_flat_breakpoints
+from .simplify import compose_linear_chains, drop_flat_breakpoints
 from .specs import GroupSpec, PWLSpec
 from .tables import (
     _ADD,
@@ -322,6 +322,8 @@ def trace_model(model: nn.Module) -> Program:
     if output < 0 or kinds[output] not in ("input", "affine", "pwl"):
         raise UnsupportedModelError("the model's output does not depend on its input")
     output = _follow_in_place(steps, output)
+    steps, output, pwl_steps = compose_linear_chains(steps, output, pwl_steps)
+    kinds = [s.kind for s in steps]
     # liveness: free each value after its last use (the output is kept)
     last: dict[int, int] = {}
     for i, s in enumerate(steps):
