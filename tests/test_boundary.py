@@ -521,3 +521,9 @@ def test_chunked_cells_give_the_one_shot_result(monkeypatch, n_out):
     c, b = bd._centred(part, a, b)
     sparse = bd._argmax_cells(part, a, b, c, boundary_only=True)
     assert 0 < len(sparse.reg) < len(full.reg)
+    # ... and the same pieces of region edges with another class on each side
+    sd = sparse.p_cls[:, 0] != sparse.p_cls[:, 1]
+    fd = full.p_cls[:, 0] != full.p_cls[:, 1]
+    for name in ("p_edge", "p_lo", "p_hi", "p_cls"):
+        np.testing.assert_array_equal(getattr(sparse, name)[sd], getattr(full, name)[fd])
+    np.testing.assert_array_equal(sparse.reg[sparse.p_cell[sd]], full.reg[full.p_cell[fd]])

@@ -1128,12 +1128,16 @@ def _compute(part: Any, a: np.ndarray, b: np.ndarray, kind: str, pair: tuple[int
     return _assemble(seg, reg, cls, edge, part, kind, c)
 
 
-def _cells_for_part(part: Any, threshold: float = 0.0) -> _Cells:
-    """Argmax cells with the decision-boundary convention (used by :mod:`splinecam.graph`)."""
+def _cells_for_part(part: Any, threshold: float = 0.0, boundary_only: bool = False) -> _Cells:
+    """Argmax cells with the decision-boundary convention (used by :mod:`splinecam.graph`).
+
+    ``boundary_only``: only the cells the boundary can touch (see :func:`_argmax_cells`); the
+    edge pieces whose two sides' classes differ are the same.
+    """
     c_num = _check_outputs(part, "decision regions")
     if c_num == 1:
         a, b = _pseudo_logits(part, "level", 0, threshold)
     else:
         a, b = _pseudo_logits(part, "argmax")
     c, b = _centred(part, a, b)
-    return _argmax_cells(part, a, b, c)
+    return _argmax_cells(part, a, b, c, boundary_only=boundary_only)
