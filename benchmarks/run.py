@@ -6,6 +6,7 @@ Usage::
     python benchmarks/run.py --quick              # best of 1, without the 256x3 MLP
     python benchmarks/run.py --configs 100x3 cnn  # a subset
     python benchmarks/run.py --million            # also: a >= 1,000,000-region partition, time and peak RSS
+    python benchmarks/run.py --million --end-to-end --configs 10x5 --no-scaling  # + its boundary and plot
 
 For every config the script times, in the same process and run:
 
@@ -33,7 +34,9 @@ measures that partition alone (plus the interpreter, torch and one small warm-up
 as the baseline). The peak is Linux's ``VmHWM`` of the child (``ru_maxrss`` elsewhere; both are
 recorded in ``--json``). The child is started before the parent allocates anything large, because
 on Linux ``ru_maxrss`` carries over from the parent across ``fork`` + ``exec``. Its time excludes the
-warm-up.
+warm-up. With ``--end-to-end`` the child then computes that partition's decision boundary (the
+network gets ``MILLION_OUTPUTS`` outputs) and draws it (``plot`` + ``savefig``, Agg, ``dpi=100``),
+recording the seconds and the process peak after each step.
 
 Examples
 --------
@@ -84,6 +87,9 @@ CONFIGS = DEFAULT_CONFIGS
 CNN_PAD = 2.0
 #: the MLP of the ``--million`` run (width x depth, box [-2, 2]^2)
 MILLION_CONFIG = "640x3"
+#: outputs of the ``--end-to-end`` million network (an argmax decision boundary; the hidden layers,
+#: hence the partition, are those of the one-output network)
+MILLION_OUTPUTS = 3
 #: fast exact configs are timed until their calls have used this many seconds (at most this many calls)
 EXACT_MIN_TIME_S = 3.0
 EXACT_MAX_REPEATS = 10
@@ -262,33 +268,72 @@ def _vm_hwm_kib() -> int | None:
     return None
 
 
-def _million_child(name: str) -> None:
+def _million_child(name: str, end_to_end: bool = False) -> None:
     """Run in a fresh process: one warm-up partition, then the big one; print a JSON line.
 
     Peak memory: ``VmHWM`` where available, else ``ru_maxrss``. On Linux ``ru_maxrss`` survives
     ``fork`` + ``exec`` (a child of a big process starts with the parent's peak), so the parent runs
     this child before it allocates anything large, and both numbers are recorded.
+
+    With ``end_to_end`` the network has ``MILLION_OUTPUTS`` outputs and the child goes on with
+    :func:`_million_steps`: the record gets ``"steps"``, the seconds and process peak after each.
     """
     small, sl_small = make_config("10x5")
     sc.partition(small, sl_small)
     base = _vm_hwm_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model, sl = make_config(name)
+    if end_to_end:
+        w, d = (int(v) for v in name.lower().split("x"))
+        model = build_mlp(w, d, out_dim=MILLION_OUTPUTS)
     t0 = time.perf_counter()
     part = sc.partition(model, sl)
     secs = time.perf_counter() - t0
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak = _vm_hwm_kib() or maxrss
-    print(json.dumps({
+    record: dict[str, Any] = {
         "config": name, "regions": part.num_regions, "seconds": secs,
         "base_rss_kib": base, "peak_rss_kib": peak, "ru_maxrss_kib": maxrss,
-    }))
+    }
+    if end_to_end:
+        record["outputs"] = MILLION_OUTPUTS
+        record["steps"] = [{"step": "partition", "seconds": secs, "peak_rss_kib": peak}, *_million_steps(part)]
+    print(json.dumps(record))
 
 
-def run_million(name: str = MILLION_CONFIG, timeout: float = 3600) -> dict[str, Any]:
-    """Run the million-region partition in a subprocess; returns its JSON record."""
+def _million_steps(part: sc.Partition) -> list[dict[str, Any]]:
+    """``decision_boundary()``, then ``plot`` + ``savefig`` (Agg, ``dpi=100``, a temporary PNG) of
+    ``part``: the seconds of each and the process peak after it (KiB)."""
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def peak() -> int:
+        return _vm_hwm_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    t0 = time.perf_counter()
+    db = part.decision_boundary()
+    steps = [{"step": "decision_boundary()", "seconds": time.perf_counter() - t0, "peak_rss_kib": peak(),
+              "length": db.length}]
+    del db
+    t0 = time.perf_counter()
+    fig, ax = plt.subplots()
+    part.plot(ax=ax)
+    with tempfile.TemporaryDirectory() as tmp:
+        fig.savefig(os.path.join(tmp, "million.png"), dpi=100)
+    plt.close(fig)
+    steps.append({"step": "plot + savefig", "seconds": time.perf_counter() - t0, "peak_rss_kib": peak()})
+    return steps
+
+
+def run_million(name: str = MILLION_CONFIG, timeout: float = 3600, end_to_end: bool = False) -> dict[str, Any]:
+    """Run the million-region partition in a subprocess (with ``end_to_end``: then its decision
+    boundary and plot, see :func:`_million_child`); returns its JSON record."""
     res = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--_million-child", name,
-         "--threads", str(torch.get_num_threads())],
+         "--threads", str(torch.get_num_threads()), *(["--end-to-end"] if end_to_end else [])],
         capture_output=True, text=True, timeout=timeout,
     )
     if res.returncode != 0:
@@ -353,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--grid", type=int, default=512, help="grid side of the sampling baseline (default 512)")
     p.add_argument("--million", action="store_true", help=f"also run {MILLION_CONFIG} (>= 1M regions)")
     p.add_argument("--million-config", default=MILLION_CONFIG, help=argparse.SUPPRESS)
+    p.add_argument("--end-to-end", action="store_true",
+                   help="with --million: also decision_boundary() and plot + savefig of that partition "
+                        f"({MILLION_OUTPUTS} outputs), peak RSS after each step")
     p.add_argument("--no-scaling", action="store_true", help="skip the growing-box scaling table")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -361,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args._million_child:
-        _million_child(args._million_child)
+        _million_child(args._million_child, args.end_to_end)
         return 0
     configs = args.configs or (QUICK_CONFIGS if args.quick else DEFAULT_CONFIGS)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -379,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     failed = []
     # the million run first, while this process is still small (see _million_child)
-    million = run_million(args.million_config) if args.million else None
+    million = run_million(args.million_config, end_to_end=args.end_to_end) if args.million else None
     for name in configs:
         model, sl = make_config(name)
         first, best, part = time_exact(model, sl, repeats)
@@ -401,6 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{million['base_rss_kib'] / 2**20:.2f} |")
         if million["regions"] < 1_000_000:
             failed.append(f"million run made only {million['regions']} regions")
+        if "steps" in million:
+            print(f"\nend to end ({million['outputs']} outputs): process peak RSS after each step\n")
+            print("| step | seconds | peak RSS GiB |")
+            print("|---|--:|--:|")
+            for st in million["steps"]:
+                print(f"| {st['step']} | {st['seconds']:.1f} | {st['peak_rss_kib'] / 2**20:.2f} |")
     scaling = None
     if not args.no_scaling and not args.quick:
         scaling = run_scaling(repeats=repeats)
@@ -427,6 +481,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        + (f" (not: {', '.join(slow)})" if slow else ""), not slow))
     if million is not None:
         checks.append(("1M regions under 4 GiB peak RSS", million["peak_rss_kib"] < 4 * 2**20))
+        if "steps" in million:
+            top = max(st["peak_rss_kib"] for st in million["steps"])
+            checks.append(("1M regions end to end (partition, boundary, plot) under 4 GiB peak RSS",
+                           top < 4 * 2**20))
     for text, ok in checks:
         print(f"- [{'x' if ok else ' '}] {text}")
     if args.json:

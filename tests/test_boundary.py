@@ -488,3 +488,42 @@ def test_no_outputs(part3):
         p0.decision_boundary()
     with pytest.raises(BoundaryError, match="num_outputs == 0"):
         p0.level_set()
+
+
+# --------------------------------------------------------------------------- chunked argmax cells
+def _boundary_arrays(db: DecisionBoundary) -> list[np.ndarray]:
+    return [db.segments, db.regions, db.classes, db.edges, db.closed, db.segment_polyline, *db.polylines]
+
+
+@pytest.mark.parametrize("n_out", [1, 3])
+def test_chunked_cells_give_the_one_shot_result(monkeypatch, n_out):
+    """Clipping the regions in chunks of 7 (and keeping only the cells the boundary can touch) gives
+    bit for bit the boundary and the cells of clipping all regions at once."""
+    from splinecam.analysis import boundary as bd
+
+    part = sc.partition(mlp(3, 2, n_out, width=24), sc.Slice.box((-2, 2), (-2, 2)))
+    monkeypatch.setattr(bd, "CELL_CHUNK", part.num_regions + 1)
+    one = part.decision_boundary(threshold=0.1 if n_out == 1 else 0.0)
+    full = bd._cells_for_part(part, threshold=0.1)
+    monkeypatch.setattr(bd, "CELL_CHUNK", 7)
+    many = part.decision_boundary(threshold=0.1 if n_out == 1 else 0.0)
+    chunked = bd._cells_for_part(part, threshold=0.1)
+    assert len(one) > 0 and one.num_polylines == many.num_polylines
+    for x, y in zip(_boundary_arrays(one), _boundary_arrays(many)):
+        np.testing.assert_array_equal(x, y)
+    for name in ("reg", "cls", "nv", "tol", "p_edge", "p_lo", "p_hi", "p_cell", "p_cls"):
+        np.testing.assert_array_equal(getattr(full, name), getattr(chunked, name))
+    valid = np.arange(full.xy.shape[1])[None] < full.nv[:, None]
+    np.testing.assert_array_equal(full.xy[valid], chunked.xy[:, : full.xy.shape[1]][valid])
+    np.testing.assert_allclose(full.area, chunked.area, rtol=1e-13, atol=0)
+    # the boundary's cells: only some regions, and the same segments from them
+    a, b = bd._pseudo_logits(part, "argmax" if n_out > 1 else "level", 0, 0.1)
+    c, b = bd._centred(part, a, b)
+    sparse = bd._argmax_cells(part, a, b, c, boundary_only=True)
+    assert 0 < len(sparse.reg) < len(full.reg)
+    # ... and the same pieces of region edges with another class on each side
+    sd = sparse.p_cls[:, 0] != sparse.p_cls[:, 1]
+    fd = full.p_cls[:, 0] != full.p_cls[:, 1]
+    for name in ("p_edge", "p_lo", "p_hi", "p_cls"):
+        np.testing.assert_array_equal(getattr(sparse, name)[sd], getattr(full, name)[fd])
+    np.testing.assert_array_equal(sparse.reg[sparse.p_cell[sd]], full.reg[full.p_cell[fd]])

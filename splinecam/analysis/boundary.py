@@ -377,24 +377,55 @@ def _pseudo_logits(
     return a2, b2
 
 
-def _region_edge_ids(part: Any) -> np.ndarray:
-    """Planar edge id of every region-polygon edge ``k -> k + 1`` (flat, aligned with region_vertices)."""
-    rv = np.asarray(part.region_vertices, dtype=np.int64)
-    ptr = np.asarray(part.region_ptr, dtype=np.int64)
+#: Regions clipped together by :func:`_argmax_cells`: its temporaries grow with this, not with the
+#: partition (a million regions would otherwise need several GB of per-vertex arrays at once).
+CELL_CHUNK = 1 << 15
+
+
+def _edge_index(part: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The planar edges' keys ``min(v0, v1) * V + max(v0, v1)`` sorted, and the order sorting them."""
     nvtx = max(len(part.vertices), 1)
-    nxt = np.arange(len(rv)) + 1
-    nxt[ptr[1:] - 1] = ptr[:-1]
-    a, b = rv, rv[nxt]
-    key = np.minimum(a, b) * nvtx + np.maximum(a, b)
     e = np.asarray(part.edges, dtype=np.int64)
     ekey = np.minimum(e[:, 0], e[:, 1]) * nvtx + np.maximum(e[:, 0], e[:, 1])
     order = np.argsort(ekey)
-    pos = np.searchsorted(ekey[order], key)
-    pos = np.minimum(pos, len(order) - 1)
-    found = ekey[order][pos] == key
-    if not found.all():  # pragma: no cover - a valid partition has every polygon edge in its graph
+    return ekey[order], order
+
+
+def _region_edge_ids(
+    part: Any, regions: np.ndarray | None = None, index: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """Planar edge id of every region-polygon edge ``k -> k + 1``, flat, region after region.
+
+    Parameters
+    ----------
+    part : Partition
+    regions : ndarray of int, optional
+        Only these regions, in this order (all when None: aligned with ``region_vertices``).
+    index : (ndarray, ndarray), optional
+        :func:`_edge_index` of ``part``, when already computed.
+
+    Returns
+    -------
+    ndarray of int64, shape (sum of the regions' vertex counts,)
+    """
+    rv = np.asarray(part.region_vertices, dtype=np.int64)
+    ptr = np.asarray(part.region_ptr, dtype=np.int64)
+    if regions is None:
+        regions = np.arange(len(ptr) - 1)
+    start = ptr[regions]
+    cnt = ptr[regions + 1] - start
+    first = np.cumsum(cnt) - cnt
+    pos = np.arange(int(cnt.sum())) + np.repeat(start - first, cnt)
+    nxt = pos + 1
+    nxt[first[cnt > 0] + cnt[cnt > 0] - 1] = start[cnt > 0]
+    nvtx = max(len(part.vertices), 1)
+    a, b = rv[pos], rv[nxt]
+    key = np.minimum(a, b) * nvtx + np.maximum(a, b)
+    skey, order = _edge_index(part) if index is None else index
+    at = np.minimum(np.searchsorted(skey, key), len(order) - 1)
+    if not (skey[at] == key).all():  # pragma: no cover - a valid partition has every polygon edge in its graph
         raise SplineCamError("internal error: a region edge is missing from the partition's planar graph")
-    return order[pos]
+    return order[at]
 
 
 def _centred(part: Any, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -410,108 +441,242 @@ def _centred(part: Any, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nd
     return c, b + np.einsum("rcd,d->rc", a, c)
 
 
-def _argmax_cells(part: Any, a: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None) -> _Cells:
-    """Clip every region by ``f_c >= f_j`` for all ``j`` (per class ``c``), batched over regions.
+def _chunks(n: int, chunk: int | None) -> list[tuple[int, int]]:
+    """``[lo, hi)`` ranges of at most ``chunk`` (default :data:`CELL_CHUNK`) of ``n`` items."""
+    step = max(int(CELL_CHUNK if chunk is None else chunk), 1)
+    return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
-    ``b`` and all coordinates (of the cells, and of the edge pieces' parameters) are relative to
-    ``centre`` (see :func:`_centred`; None: the origin).
+
+def _region_polygons(
+    part: Any, regions: np.ndarray, centre: np.ndarray, index: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Padded polygons of ``regions`` relative to ``centre``, their counts, and the planar edge id
+    of each polygon edge (``-1`` in the padded slots)."""
+    poly, nv = part.padded_polygons(regions)
+    poly = poly - centre
+    lab = np.full(poly.shape[:2], -1, dtype=np.int64)
+    lab[np.arange(poly.shape[1])[None] < nv[:, None]] = _region_edge_ids(part, regions, index)
+    return poly, nv, lab
+
+
+def _vertex_logits(a: np.ndarray, b: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Logits ``(R, K, C)`` at the vertices of padded polygons ``poly`` (``a`` ``(R, C, 2)``, ``b`` ``(R, C)``)."""
+    return np.einsum("rcd,rkd->rkc", a, poly) + b[:, None, :]
+
+
+def _logit_tolerance(
+    part: Any, a: np.ndarray, b: np.ndarray, centre: np.ndarray, chunk: int | None = None
+) -> float:
+    """One tolerance for the whole partition: ``EPS`` x the largest logit at a region vertex.
+
+    A tolerance scaled region by region would call two logits tied on some regions and not on
+    others (``f`` against ``f + 1e-12``) and make a boundary between them.
     """
-    c0 = np.zeros(2) if centre is None else np.asarray(centre, dtype=np.float64)
-    poly, nv0 = part.padded_polygons()
-    poly = poly - c0
-    r, k, _ = poly.shape
+    scale = [0.0]
+    for lo, hi in _chunks(part.num_regions, chunk):
+        poly, nv = part.padded_polygons(np.arange(lo, hi))
+        fv = np.abs(_vertex_logits(a[lo:hi], b[lo:hi], poly - centre))
+        fv[np.arange(fv.shape[1])[None] >= nv[:, None]] = 0.0
+        scale.append(fv.max())
+    return EPS * float(np.max(scale))
+
+
+@dataclass
+class _ClassCells:
+    """The cells of one class in a chunk of regions (internal): rows ``alive`` of the chunk."""
+
+    reg: np.ndarray  # (n,) region (chunk row) of each cell
+    cls: int
+    xy: np.ndarray  # (n, K, 2)
+    lab: np.ndarray  # (n, K)
+    nv: np.ndarray  # (n,)
+    cut: np.ndarray  # (n,) whether the region's polygon was clipped to make the cell
+
+
+def _clip_class(
+    c: int, poly: np.ndarray, nv0: np.ndarray, lab0: np.ndarray, a: np.ndarray, b: np.ndarray,
+    fv: np.ndarray, tol: np.ndarray, area_tol: np.ndarray, alive: np.ndarray, first: np.ndarray,
+) -> _ClassCells:
+    """Clip the regions ``alive`` (rows of the chunk's arrays) by ``f_c >= f_j`` for every ``j``."""
     c_num = a.shape[1]
-    # region polygon edge labels: the planar edge each polygon edge lies on
-    eid = _region_edge_ids(part)
-    slots = np.arange(k)
-    valid0 = slots[None] < nv0[:, None]
-    lab0 = np.full((r, k), -1, dtype=np.int64)
-    lab0[valid0] = eid
-    # logits at region vertices; one tolerance for the whole partition (EPS x the largest logit
-    # on the domain): a tolerance scaled region by region would call two logits tied on some
-    # regions and not on others (f against f + 1e-12), and make a boundary between them
-    fv = np.einsum("rcd,rkd->rkc", a, poly) + b[:, None, :]  # (R, K, C)
-    scale = np.where(valid0[..., None], np.abs(fv), 0.0).max(axis=(1, 2))
-    tol = np.full(r, EPS * (float(scale.max()) if r else 0.0))
+    k = poly.shape[1]
+    valid0 = np.arange(k)[None] < nv0[:, None]
+    xy, lab, nv = poly[alive], lab0[alive], nv0[alive]
+    cutm = np.zeros(len(alive), dtype=bool)
+    # clip first by the class on top at the region's vertex mean: it removes most of the region
+    for j in [-1, *range(c_num)]:
+        if len(alive) == 0:
+            break
+        jv = first[alive] if j < 0 else np.full(len(alive), j)
+        skip = jv == c
+        jv = np.where(skip, (c + 1) % c_num, jv)
+        g_a = a[alive, c] - a[alive, jv]
+        g_b = b[alive, c] - b[alive, jv]
+        # identical on the whole region (checked on the region's own vertices): the lower index wins
+        dv = fv[alive, :, c] - fv[alive[:, None], np.arange(k)[None], jv[:, None]]
+        same = np.where(valid0[alive], np.abs(dv), 0.0).max(1) <= tol[alive]
+        s = np.einsum("pd,pkd->pk", g_a, xy) + g_b[:, None]
+        s = np.where(np.abs(s) <= tol[alive, None], 0.0, s)
+        # where the difference of the two logits is within the tolerance at vertices spanning a
+        # polygon of positive area (it is tiny over much of the region), both cells would claim
+        # that polygon: there the ties belong to the lower class only, and for j < c those
+        # vertices lie just outside c's cell (a crossing next to one is the vertex itself)
+        s = _ties_to_lower(xy, nv, s, jv < c, area_tol[alive])
+        s = np.where(same[:, None], np.where(jv > c, 0.0, -1.0)[:, None], s)
+        s = np.where(skip[:, None], 0.0, s)
+        # only polygons with some vertex below the line change
+        kv = np.arange(xy.shape[1])[None] < nv[:, None]
+        cut = ((s < 0) & kv).any(1)
+        if not cut.any():
+            continue
+        cx, cl, cn = _clip(xy[cut], lab[cut], nv[cut], s[cut])
+        kmax = max(xy.shape[1], cx.shape[1])
+        new_xy = np.repeat(xy[:, :1], kmax, axis=1)
+        new_xy[:, : xy.shape[1]] = xy
+        new_lab = np.full((len(xy), kmax), -1, dtype=np.int64)
+        new_lab[:, : lab.shape[1]] = lab
+        new_nv = nv.copy()
+        idx = np.flatnonzero(cut)
+        new_xy[idx, : cx.shape[1]] = cx
+        new_xy[idx, cx.shape[1]:] = cx[:, :1]
+        new_lab[idx] = -1
+        new_lab[idx, : cl.shape[1]] = cl
+        new_nv[idx] = cn
+        keep = new_nv >= 3
+        alive, xy, lab, nv, cutm = alive[keep], new_xy[keep], new_lab[keep], new_nv[keep], (cutm | cut)[keep]
+        if len(nv):
+            kk = int(nv.max())
+            xy, lab = xy[:, :kk], lab[:, :kk]
+    ok = _polygon_area(xy, nv) > area_tol[alive] if len(alive) else np.zeros(0, dtype=bool)
+    return _ClassCells(alive[ok], c, xy[ok], lab[ok], nv[ok], cutm[ok])
+
+
+def _chunk_cells(
+    poly: np.ndarray, nv0: np.ndarray, lab0: np.ndarray, a: np.ndarray, b: np.ndarray, tol: np.ndarray
+) -> list[_ClassCells]:
+    """Argmax cells of a chunk of regions, class after class (all arrays are the chunk's rows)."""
+    k = poly.shape[1]
+    valid0 = np.arange(k)[None] < nv0[:, None]
+    fv = _vertex_logits(a, b, poly)  # (R, K, C)
     span = poly.max(1) - poly.min(1)
     area_tol = 1e-14 * span[:, 0] * span[:, 1]
-
-    cells_reg, cells_cls, cells_xy, cells_lab, cells_nv = [], [], [], [], []
     fmask = np.where(valid0[..., None], fv, np.nan)
     f_max = np.nanmax(fmask, axis=1)  # (R, C): the largest value of each logit on the region
     # class c can win somewhere in region r only if its largest value reaches the smallest value of
     # some other logit (the top logit is at least every logit's minimum everywhere)
     top_lb = np.nanmin(fmask, axis=1).max(1)
+    del fmask
     candidate = f_max >= (top_lb - tol)[:, None]
-    # clip first by the class on top at the region's vertex mean: it removes most of the region
     mean = (poly * valid0[..., None]).sum(1) / nv0[:, None]
     first = np.argmax(np.einsum("rcd,rd->rc", a, mean) + b, axis=1)
-    for c in range(c_num):
-        alive = np.flatnonzero(candidate[:, c])
-        xy, lab, nv = poly[alive], lab0[alive], nv0[alive]
-        for j in [-1, *range(c_num)]:
-            if len(alive) == 0:
-                break
-            jv = first[alive] if j < 0 else np.full(len(alive), j)
-            skip = jv == c
-            jv = np.where(skip, (c + 1) % c_num, jv)
-            g_a = a[alive, c] - a[alive, jv]
-            g_b = b[alive, c] - b[alive, jv]
-            # identical on the whole region (checked on the region's own vertices): the lower index wins
-            dv = fv[alive, :, c] - fv[alive[:, None], np.arange(k)[None], jv[:, None]]
-            same = np.where(valid0[alive], np.abs(dv), 0.0).max(1) <= tol[alive]
-            s = np.einsum("pd,pkd->pk", g_a, xy) + g_b[:, None]
-            s = np.where(np.abs(s) <= tol[alive, None], 0.0, s)
-            # where the difference of the two logits is within the tolerance at vertices spanning a
-            # polygon of positive area (it is tiny over much of the region), both cells would claim
-            # that polygon: there the ties belong to the lower class only, and for j < c those
-            # vertices lie just outside c's cell (a crossing next to one is the vertex itself)
-            s = _ties_to_lower(xy, nv, s, jv < c, area_tol[alive])
-            s = np.where(same[:, None], np.where(jv > c, 0.0, -1.0)[:, None], s)
-            s = np.where(skip[:, None], 0.0, s)
-            # only polygons with some vertex below the line change
-            kv = np.arange(xy.shape[1])[None] < nv[:, None]
-            cut = ((s < 0) & kv).any(1)
-            if not cut.any():
-                continue
-            cx, cl, cn = _clip(xy[cut], lab[cut], nv[cut], s[cut])
-            kmax = max(xy.shape[1], cx.shape[1])
-            new_xy = np.repeat(xy[:, :1], kmax, axis=1)
-            new_xy[:, : xy.shape[1]] = xy
-            new_lab = np.full((len(xy), kmax), -1, dtype=np.int64)
-            new_lab[:, : lab.shape[1]] = lab
-            new_nv = nv.copy()
-            idx = np.flatnonzero(cut)
-            new_xy[idx, : cx.shape[1]] = cx
-            new_xy[idx, cx.shape[1]:] = cx[:, :1]
-            new_lab[idx] = -1
-            new_lab[idx, : cl.shape[1]] = cl
-            new_nv[idx] = cn
-            keep = new_nv >= 3
-            alive, xy, lab, nv = alive[keep], new_xy[keep], new_lab[keep], new_nv[keep]
-            if len(nv):
-                kk = int(nv.max())
-                xy, lab = xy[:, :kk], lab[:, :kk]
-        if len(alive) == 0:
-            continue
-        ar = _polygon_area(xy, nv)
-        ok = ar > area_tol[alive]
-        cells_reg.append(alive[ok])
-        cells_cls.append(np.full(int(ok.sum()), c, dtype=np.int64))
-        cells_xy.append(xy[ok])
-        cells_lab.append(lab[ok])
-        cells_nv.append(nv[ok])
-    kmax = max([x.shape[1] for x in cells_xy] + [1])
-    cxy = np.concatenate([np.concatenate([x, np.repeat(x[:, :1], kmax - x.shape[1], 1)], 1)
-                          for x in cells_xy]) if cells_xy else np.zeros((0, kmax, 2))
-    clab = np.concatenate([np.pad(x, ((0, 0), (0, kmax - x.shape[1])), constant_values=-1)
-                           for x in cells_lab]) if cells_lab else np.zeros((0, kmax), np.int64)
-    creg = np.concatenate(cells_reg) if cells_reg else np.zeros(0, np.int64)
-    ccls = np.concatenate(cells_cls) if cells_cls else np.zeros(0, np.int64)
-    cnv = np.concatenate(cells_nv) if cells_nv else np.zeros(0, np.int64)
-    carea = _polygon_area(cxy, cnv)
+    return [
+        _clip_class(c, poly, nv0, lab0, a, b, fv, tol, area_tol, np.flatnonzero(candidate[:, c]), first)
+        for c in range(a.shape[1])
+    ]
 
-    # ---- pieces of inner planar edges, seen from each side
+
+def _drop_plain(cells: list[_ClassCells], n: int, plain: np.ndarray) -> list[_ClassCells]:
+    """Drop the cells of *plain* regions (one cell, the whole uncut polygon) and write their class
+    into ``plain`` (``(n,)``, ``-1`` left for the other regions): such a cell adds no segment inside
+    its region, and along an edge only against a region of another class or a cut one."""
+    reg = np.concatenate([x.reg for x in cells])
+    count = np.bincount(reg, minlength=n)
+    out = []
+    for x in cells:
+        p = (count[x.reg] == 1) & ~x.cut
+        plain[x.reg[p]] = x.cls
+        q = ~p
+        out.append(_ClassCells(x.reg[q], x.cls, x.xy[q], x.lab[q], x.nv[q], x.cut[q]))
+    return out
+
+
+def _needed_plain(part: Any, plain: np.ndarray) -> np.ndarray:
+    """Plain regions (``plain >= 0``) whose cell may meet the boundary: those with an inner edge
+    to a non-plain region or to a plain region of another class."""
+    er = np.asarray(part.edge_regions, dtype=np.int64)
+    er = er[(er >= 0).all(1)]
+    p0, p1 = plain[er[:, 0]], plain[er[:, 1]]
+    rel = (p0 < 0) | (p1 < 0) | (p0 != p1)
+    need = np.zeros(len(plain), dtype=bool)
+    need[er[rel].reshape(-1)] = True
+    return np.flatnonzero(need & (plain >= 0))
+
+
+def _pad_cells(xs: list[np.ndarray], labs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate padded cells of different widths (``xy`` padded with vertex 0, labels with -1)."""
+    kmax = max([x.shape[1] for x in xs] + [1])
+    cxy = np.concatenate([np.concatenate([x, np.repeat(x[:, :1], kmax - x.shape[1], 1)], 1)
+                          for x in xs]) if xs else np.zeros((0, kmax, 2))
+    clab = np.concatenate([np.pad(x, ((0, 0), (0, kmax - x.shape[1])), constant_values=-1)
+                           for x in labs]) if labs else np.zeros((0, kmax), np.int64)
+    return cxy, clab
+
+
+def _argmax_cells(
+    part: Any, a: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None, *,
+    boundary_only: bool = False, chunk: int | None = None,
+) -> _Cells:
+    """Clip every region by ``f_c >= f_j`` for all ``j`` (per class ``c``), batched over chunks of regions.
+
+    ``b`` and all coordinates (of the cells, and of the edge pieces' parameters) are relative to
+    ``centre`` (see :func:`_centred`; None: the origin).
+
+    Parameters
+    ----------
+    part : Partition
+    a, b : ndarray
+        ``(R, C, 2)`` and ``(R, C)``: the logits' affine maps.
+    centre : ndarray, optional
+        The origin of the coordinates of ``b`` and of the result.
+    boundary_only : bool
+        Keep only the cells the boundary can touch: cells of regions cut by the argmax, and the
+        whole-region cells next to those or to a region of another class (the boundary's segments
+        are the same; :attr:`_Cells.reg` then covers only those regions).
+    chunk : int, optional
+        Regions clipped together (default :data:`CELL_CHUNK`); the result does not depend on it.
+
+    Returns
+    -------
+    _Cells
+        The cells in order of class, then region.
+    """
+    c0 = np.zeros(2) if centre is None else np.asarray(centre, dtype=np.float64)
+    r = part.num_regions
+    index = _edge_index(part)
+    tol = np.full(r, _logit_tolerance(part, a, b, c0, chunk))
+    plain = np.full(r, -1, dtype=np.int64)
+    found: list[_ClassCells] = []
+    for lo, hi in _chunks(r, chunk):
+        poly, nv0, lab0 = _region_polygons(part, np.arange(lo, hi), c0, index)
+        cells = _chunk_cells(poly, nv0, lab0, a[lo:hi], b[lo:hi], tol[lo:hi])
+        if boundary_only:
+            cells = _drop_plain(cells, hi - lo, plain[lo:hi])
+        found += [_ClassCells(x.reg + lo, x.cls, x.xy, x.lab, x.nv, x.cut) for x in cells if len(x.reg)]
+        del poly, lab0, cells
+    if boundary_only:
+        for lo, hi in _chunks(len(need := _needed_plain(part, plain)), chunk):
+            regs = need[lo:hi]
+            poly, nv0, lab0 = _region_polygons(part, regs, c0, index)
+            for c in np.unique(plain[regs]):
+                m = plain[regs] == c
+                found.append(_ClassCells(regs[m], int(c), poly[m], lab0[m], nv0[m], np.zeros(int(m.sum()), bool)))
+    creg = np.concatenate([x.reg for x in found]) if found else np.zeros(0, np.int64)
+    ccls = np.concatenate([np.full(len(x.reg), x.cls, dtype=np.int64) for x in found]) if found else creg.copy()
+    cnv = np.concatenate([x.nv for x in found]) if found else creg.copy()
+    cxy, clab = _pad_cells([x.xy for x in found], [x.lab for x in found])
+    del found
+    order = np.lexsort((creg, ccls))
+    if not np.array_equal(order, np.arange(len(order))):
+        creg, ccls, cnv, cxy, clab = creg[order], ccls[order], cnv[order], cxy[order], clab[order]
+    return _edge_pieces(part, creg, ccls, cxy, clab, cnv, tol, c0)
+
+
+def _edge_pieces(
+    part: Any, creg: np.ndarray, ccls: np.ndarray, cxy: np.ndarray, clab: np.ndarray, cnv: np.ndarray,
+    tol: np.ndarray, c0: np.ndarray,
+) -> _Cells:
+    """The cells with the pieces of inner planar edges they share, seen from each side."""
+    carea = _polygon_area(cxy, cnv)
     kk = cxy.shape[1]
     sl = np.arange(kk)
     valid = sl[None] < cnv[:, None]
@@ -955,7 +1120,7 @@ def level_set(part: Any, output: int = 0, value: float = 0.0) -> DecisionBoundar
 
 def _compute(part: Any, a: np.ndarray, b: np.ndarray, kind: str, pair: tuple[int, int] | None) -> DecisionBoundary:
     c, b = _centred(part, a, b)
-    cells = _argmax_cells(part, a, b, c)
+    cells = _argmax_cells(part, a, b, c, boundary_only=True)
     seg, reg, cls, edge = _boundary_segments(part, a, b, cells, c)
     if pair is not None:
         sel = (cls[:, 0] == pair[0]) & (cls[:, 1] == pair[1])
@@ -963,12 +1128,16 @@ def _compute(part: Any, a: np.ndarray, b: np.ndarray, kind: str, pair: tuple[int
     return _assemble(seg, reg, cls, edge, part, kind, c)
 
 
-def _cells_for_part(part: Any, threshold: float = 0.0) -> _Cells:
-    """Argmax cells with the decision-boundary convention (used by :mod:`splinecam.graph`)."""
+def _cells_for_part(part: Any, threshold: float = 0.0, boundary_only: bool = False) -> _Cells:
+    """Argmax cells with the decision-boundary convention (used by :mod:`splinecam.graph`).
+
+    ``boundary_only``: only the cells the boundary can touch (see :func:`_argmax_cells`); the
+    edge pieces whose two sides' classes differ are the same.
+    """
     c_num = _check_outputs(part, "decision regions")
     if c_num == 1:
         a, b = _pseudo_logits(part, "level", 0, threshold)
     else:
         a, b = _pseudo_logits(part, "argmax")
     c, b = _centred(part, a, b)
-    return _argmax_cells(part, a, b, c)
+    return _argmax_cells(part, a, b, c, boundary_only=boundary_only)

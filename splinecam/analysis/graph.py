@@ -129,7 +129,7 @@ def _edge_boundary_flags(part: Any) -> np.ndarray:
         return flags
     from .boundary import _cells_for_part
 
-    cells = _cells_for_part(part)
+    cells = _cells_for_part(part, boundary_only=True)
     diff = cells.p_cls[:, 0] != cells.p_cls[:, 1]
     flags[cells.p_edge[diff]] = True
     return flags

@@ -400,6 +400,7 @@ def _plot_partition(
         alpha=alpha,
         antialiaseds=not separate_edges and lw > 0,
     )
+    del verts  # the collection holds its own copy; the decision boundary below needs the memory
     label = None
     extend = "neither"
     if kind == "continuous":
