@@ -66,10 +66,11 @@ def test_big_products_get_the_users_threads(two_threads):
 
 def test_concurrent_runs_restore_the_count_once(two_threads):
     box = sc.Slice.box((-2, 2), (-2, 2))
+    net = _net()  # (built here: torch's seed is global, threads would interleave their draws)
     counts: list[int] = []
 
     def work():
-        counts.append(sc.partition(_net(), box).num_regions)
+        counts.append(sc.partition(net, box).num_regions)
 
     ts = [threading.Thread(target=work) for _ in range(3)]
     for t in ts:
