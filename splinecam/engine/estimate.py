@@ -70,6 +70,10 @@ DEFAULT_GRID = 64
 # cells whose interleaving tables are built at once (memory: cells x lines-per-cell^2 booleans)
 _CELL_CHUNK = 512
 _BATCH = 4096
+# bytes of recorded unit inputs per batch of points (their line values and a few temporaries of the
+# same size come on top): a VGG11 on 3x64x64 images records 9 MB per point, so that 33 points of
+# the smallest check grid took 1 GB at once
+_BATCH_BYTES = 2**26
 
 
 @dataclass
@@ -140,6 +144,14 @@ def _border_points(dom: np.ndarray, m: int) -> np.ndarray:
 
 # periodic steps: at most this many copies of each breakpoint (one per period met on the grid)
 _MAX_PERIODS = 64
+
+
+def _batch_points(program: Program, model: nn.Module, x0: torch.Tensor) -> int:
+    """Points per batch: at most ``_BATCH``, fewer where one point's recorded unit inputs (those of
+    ``x0``, one point) are large (a wide CNN), so that a batch holds about ``_BATCH_BYTES`` of them."""
+    _, pres = evaluate_program(program, model, x0.clone())
+    per_point = x0.element_size() * max(1, sum(int(p.numel()) for p in pres) + int(x0.numel()))
+    return int(max(1, min(_BATCH, _BATCH_BYTES // per_point)))
 
 
 def _line_values(pres: list[torch.Tensor], kinds: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -382,7 +394,7 @@ def estimate_program(
     n_in = int(inside.sum())
 
     # evaluate the traced program on the real points, in batches
-    vals_parts: list[torch.Tensor] = []
+    vals: torch.Tensor | None = None
     kinds: list[Any] | None = None
     with torch.no_grad():
         x0 = slc.to_input(torch.as_tensor(slc.center[None], dtype=dtype, device=device))
@@ -393,15 +405,21 @@ def estimate_program(
                 f"the slice's input shape {slc.input_shape} does not fit the model ({type(exc).__name__}: "
                 f"{exc}); build the slice from points of the model's input shape (without the batch axis)"
             ) from exc
-        for s in range(0, len(pts), _BATCH):
-            u = torch.as_tensor(pts[s : s + _BATCH], dtype=dtype, device=device)
+        batch = _batch_points(program, model, x0)
+        for s in range(0, len(pts), batch):
+            u = torch.as_tensor(pts[s : s + batch], dtype=dtype, device=device)
             _, pres, shapes = evaluate_program(program, model, slc.to_input(u).clone(), with_shapes=True)
             if kinds is None:
                 kinds = [kind_for(program.steps[i], shp, dtype, u.device) for i, shp in zip(program.pwl_steps, shapes)]
             v, lw = _line_values(pres, kinds)
-            vals_parts.append(v)
-    vals = torch.cat(vals_parts) if vals_parts else torch.zeros((0, 0), dtype=dtype)
-    if not vals_parts:
+            del pres
+            if vals is None:  # (one buffer for all batches: no copy of them all at the end)
+                vals = v if len(v) == len(pts) else v.new_empty((len(pts), v.shape[1]))
+            if vals is not v:
+                vals[s : s + len(v)] = v
+            del v
+    if vals is None:
+        vals = torch.zeros((0, 0), dtype=dtype)
         lw = torch.zeros(0, dtype=torch.float64)
     signs = vals > 0
     codes = torch.unique(signs[:n_in], dim=0) if n_in and signs.shape[1] else signs[:1]

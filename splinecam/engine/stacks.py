@@ -18,6 +18,14 @@ from .threads import big_op
 
 __all__: list[str] = []
 
+# Bytes of the column buffer of one convolution call. torch's CPU convolution in float64 unfolds
+# the whole batch at once (``rows x in_channels x kernel x output positions``: 0.8 GiB for the 675
+# rows of a 256-channel 3x3 convolution on 8x8 positions of VGG11, more than the stacks it maps);
+# the rows of a stack are therefore run in blocks whose columns take at most this many bytes. Each
+# row is convolved on its own either way, so the blocks give the same values bit for bit, in the
+# same time.
+_CONV_COLUMNS = 64 * 2**20
+
 
 class _Runner:
     """Executes the non-cutting steps of a program on affine stacks."""
@@ -40,9 +48,10 @@ class _Runner:
         kwargs = _map_args(step.kwargs, lambda a: env[int(a)] if isinstance(a, _Ref) else a)
         if step.kind == "meta":
             return call_step(step, args, kwargs, self.model)
-        # affine (a big product with the user's CPU threads, see splinecam.engine.threads)
+        # affine (a big product with the user's CPU threads, see splinecam.engine.threads; a
+        # convolution in blocks of rows)
         with big_op(sum(env[int(a)].numel() for a in _collect_refs(step.args) if isinstance(env[int(a)], torch.Tensor))):
-            out = call_step(step, args, kwargs, self.model)
+            out = _call_in_blocks(step, args, kwargs, self.model)
         has_const = step.mode in ("bias", "add", "sub", "rsub")
         if has_const:
             stack_refs = {
@@ -79,6 +88,37 @@ class _Runner:
                 out[:, 1:] -= bias
                 out = out.reshape(nreg * 3, *out.shape[2:])
         return out
+
+
+def _conv_rows(step: Any, args: tuple, kwargs: dict) -> int:
+    """Rows per call of a convolution module step on a stack (see :data:`_CONV_COLUMNS`), or 0
+    where the step is not one (or takes more than its one input)."""
+    mod = step.target
+    if step.op != "module" or not isinstance(mod, nn.modules.conv._ConvNd) or kwargs or len(args) != 1:
+        return 0
+    x = args[0]
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        return 0
+    kernel = 1
+    for k in mod.kernel_size:
+        kernel *= int(k)
+    per_row = x[0].numel() * kernel * x.element_size()  # (output positions ~ input positions)
+    return max(1, _CONV_COLUMNS // max(1, per_row))
+
+
+def _call_in_blocks(step: Any, args: tuple, kwargs: dict, model: nn.Module) -> Any:
+    """``call_step``, a convolution on a stack in blocks of rows of bounded column bytes."""
+    rows = _conv_rows(step, args, kwargs)
+    x = args[0] if rows else None
+    if x is None or len(x) <= rows:
+        return call_step(step, args, kwargs, model)
+    first = call_step(step, (x[:rows],), kwargs, model)
+    out = first.new_empty((len(x), *first.shape[1:]))
+    out[:rows] = first
+    del first
+    for st in range(rows, len(x), rows):
+        out[st:st + rows] = call_step(step, (x[st:st + rows],), kwargs, model)
+    return out
 
 
 def _gather(v: Any, g: torch.Tensor) -> Any:

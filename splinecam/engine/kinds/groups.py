@@ -234,7 +234,10 @@ class Groups(Kind):
         if len(r) == 0:
             return poly, torch.arange(p, device=dev)
         pm = pot[r, g]
-        a, q = (pm[:, self.pi] & pm[:, self.pj]).nonzero(as_tuple=True)
+        # two candidates constant on the region (zero slopes: the zeros of dead ReLUs, most windows
+        # of a random CNN) tie nowhere or everywhere; their "line" ``c = 0`` crosses nothing
+        flat = (pre[:, 1:] == 0).all(1)[r[:, None], self.cidx[g]]  # (A, k)
+        a, q = (pm[:, self.pi] & pm[:, self.pj] & ~(flat[:, self.pi] & flat[:, self.pj])).nonzero(as_tuple=True)
         rr, gg = r[a], g[a]
         ci, cj = self.cidx[gg, self.pi[q]], self.cidx[gg, self.pj[q]]
         raw = pre[rr, :, ci] - pre[rr, :, cj]
