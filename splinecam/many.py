@@ -83,7 +83,7 @@ def _split_result(res: EngineResult, n: int) -> list[EngineResult]:
     return out
 
 
-@engine_threads()  # one CPU thread for the small operations (splinecam.engine.threads)
+@engine_threads()  # one CPU thread on a busy machine (splinecam.engine.threads)
 def _run_batch(
     copy_: nn.Module, program: Program, slices: list[Slice], dtype: torch.dtype, dev: torch.device
 ) -> list[Partition]:

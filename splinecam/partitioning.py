@@ -103,7 +103,7 @@ def partition(
     if not isinstance(slice, Slice):
         raise SliceError(f"slice must be a splinecam.Slice, got {type(slice).__name__}")
     chunk_size = _check_chunk_size(chunk_size)
-    with engine_threads():  # one CPU thread for the small operations (splinecam.engine.threads)
+    with engine_threads():  # one CPU thread on a busy machine (splinecam.engine.threads)
         return _partition(model, slice, dtype, device, progress, chunk_size, warn_regions)
 
 

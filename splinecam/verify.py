@@ -104,7 +104,7 @@ def tolerance(dtype: torch.dtype) -> float:
     return max(RTOL_FLOAT64, 100.0 * float(torch.finfo(dtype).eps))
 
 
-@engine_threads()  # one CPU thread for the small operations (splinecam.engine.threads)
+@engine_threads()  # one CPU thread on a busy machine (splinecam.engine.threads)
 def verify_partition(
     part: Any,
     model: torch.nn.Module,

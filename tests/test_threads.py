@@ -3,6 +3,7 @@ the user's count for big products and after every call."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -14,7 +15,7 @@ from splinecam.engine import geometry, threads
 
 @pytest.fixture
 def two_threads(monkeypatch):
-    monkeypatch.delenv("SPLINECAM_THREADS", raising=False)
+    monkeypatch.setenv("SPLINECAM_THREADS", "1")  # the busy-machine policy, whatever the load now
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -85,3 +86,21 @@ def test_keep_leaves_torch_alone(two_threads, monkeypatch):
     monkeypatch.setenv("SPLINECAM_THREADS", "keep")
     with threads.engine_threads():
         assert torch.get_num_threads() == 2
+
+
+
+def test_auto_mode_is_single_threaded_only_on_a_busy_machine(two_threads, monkeypatch):
+    monkeypatch.setenv("SPLINECAM_THREADS", "auto")
+    cpus = os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (cpus + 1.5, 0.0, 0.0))
+    assert threads.machine_is_busy()
+    with threads.engine_threads():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert not threads.machine_is_busy()
+    with threads.engine_threads():
+        assert torch.get_num_threads() == 2
+        with threads.big_op(10**9):
+            assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == 2

@@ -451,7 +451,7 @@ def estimate_program(
     )
 
 
-@engine_threads()  # one CPU thread for the small operations (splinecam.engine.threads)
+@engine_threads()  # one CPU thread on a busy machine (splinecam.engine.threads)
 def estimate_regions(
     model: nn.Module,
     slice: Slice,
