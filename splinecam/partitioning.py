@@ -61,12 +61,12 @@ def partition(
         Regions streamed together through the remaining layers (a positive integer); chosen from a
         memory budget if None.
     warn_regions : float or None
-        Before the run, the region count is estimated from the model's activation patterns on a
+        During the run, the final region count is estimated from the model's activation patterns on a
         coarse grid (:func:`splinecam.estimate_regions`: 32 model evaluations on a 4 x 4 grid,
         refined on 16 x 16 and 64 x 64 grids only past a quarter and half the threshold), once the
         engine has found :data:`~splinecam.engine.estimate.CHECK_AFTER` regions (32,768; at once when
         a twentieth of ``warn_regions`` is fewer), so that smaller partitions do not pay for the
-        check and a run near the threshold is warned of within its first percent. At or above
+        check and a run near the threshold is warned of within its first 3%. At or above
         ``warn_regions`` (default :data:`splinecam.engine.estimate.WARN_REGIONS`, one million) a
         :class:`~splinecam.errors.LargePartitionWarning` gives the estimate and how to shrink the
         slice. None skips the check.

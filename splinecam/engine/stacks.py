@@ -50,7 +50,7 @@ class _Runner:
             return call_step(step, args, kwargs, self.model)
         # affine (a big product with the user's CPU threads, see splinecam.engine.threads; a
         # convolution in blocks of rows)
-        with big_op(sum(env[int(a)].numel() for a in _collect_refs(step.args) if isinstance(env[int(a)], torch.Tensor))):
+        with big_op(sum(a.numel() for a in args if isinstance(a, torch.Tensor))):
             out = _call_in_blocks(step, args, kwargs, self.model)
         has_const = step.mode in ("bias", "add", "sub", "rsub")
         if has_const:

@@ -96,6 +96,14 @@ def _as_parts(lin: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None, torch.
     return lin.weight, b, lin.weight.abs(), None if b is None else b.abs()
 
 
+def _composed_bias(w2: torch.Tensor, b1: torch.Tensor | None, b2: torch.Tensor | None) -> torch.Tensor | None:
+    """``w2 b1 + b2`` (a missing bias counts as zero), or None where both are missing."""
+    if b1 is None and b2 is None:
+        return None
+    out = w2 @ b1 if b1 is not None else torch.zeros(w2.shape[0], dtype=w2.dtype, device=w2.device)
+    return out + b2 if b2 is not None else out
+
+
 def compose_linear(first: nn.Linear, second: nn.Linear) -> ComposedLinear:
     """``second(first(x))`` as one :class:`ComposedLinear` (weights ``W2 W1``, bias ``W2 b1 + b2``).
 
@@ -111,20 +119,15 @@ def compose_linear(first: nn.Linear, second: nn.Linear) -> ComposedLinear:
     w2, b2, m2, mb2 = _as_parts(second)
     with torch.no_grad():
         w = w2 @ w1
-        b = None if b1 is None and b2 is None else (
-            (w2 @ b1 if b1 is not None else 0.0) + (b2 if b2 is not None else 0.0)
-        )
-        mb = None if mb1 is None and mb2 is None else (
-            (m2 @ mb1 if mb1 is not None else 0.0) + (mb2 if mb2 is not None else 0.0)
-        )
-        out = ComposedLinear(w1.shape[1], w2.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
+        b = _composed_bias(w2, b1, b2)
+        # (skip_init: no random initial weights, they are replaced at once)
+        out = torch.nn.utils.skip_init(ComposedLinear, w1.shape[1], w2.shape[0], bias=b is not None,
+                                       device=w.device, dtype=w.dtype)
         out.weight = nn.Parameter(w, requires_grad=False)
         if b is not None:
-            out.bias = nn.Parameter(torch.as_tensor(b, dtype=w.dtype, device=w.device).expand(w.shape[0]).clone(),
-                                    requires_grad=False)
+            out.bias = nn.Parameter(b, requires_grad=False)
         out.magnitude_weight = m2 @ m1
-        out.magnitude_bias = None if mb is None else torch.as_tensor(mb, dtype=w.dtype, device=w.device).expand(
-            w.shape[0]).clone()
+        out.magnitude_bias = _composed_bias(m2, mb1, mb2)
     return out.eval()
 
 
