@@ -262,6 +262,17 @@ def autograd_attributes(model: nn.Module) -> list[torch.Tensor]:
     return list(seen.values())
 
 
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry of ``t`` is finite: one float64 sum (a NaN or Inf anywhere makes it NaN or
+    Inf), and the elementwise test only where that sum is not finite (an overflow of huge values)."""
+    with torch.no_grad():
+        if t.is_complex():
+            return bool(torch.isfinite(t).all())
+        if bool(torch.isfinite(t.sum(dtype=torch.float64))):
+            return True
+        return bool(torch.isfinite(t).all())
+
+
 def prepare_model(
     model: nn.Module, dtype: torch.dtype = torch.float64, device: Any = None
 ) -> tuple[nn.Module, torch.device]:
@@ -280,7 +291,7 @@ def prepare_model(
     if msg:
         raise UnsupportedModelError(msg)
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        if t.is_floating_point() and not _all_finite(t):
             raise UnsupportedModelError(
                 f"parameter or buffer '{name}' contains NaN or Inf values; the network is not a "
                 "finite piecewise-affine function. Check the training run that produced it"
