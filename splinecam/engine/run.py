@@ -38,11 +38,13 @@ from ..errors import SliceError, UnsupportedModelError
 from ..slice import Slice
 from ..trace import Program, _Ref, evaluate_program
 from ..trace.batch_axis import check_batch_axis_on_example
+from ..trace.simplify import merge_duplicate_units
 from ..trace.specs import PWLSpec
 from . import geometry
 from .geometry import Polygons, _zorder
 from .kinds import Elementwise, Kind, kind_for
 from .memory import _release_free_memory
+from .merged import expand_merged_units
 from .mlp_paths import _linear_after, _linear_post, _one_parent_post, _tail, _tail_plan
 from .noise import unit_scales
 from .progress import area_progress
@@ -444,6 +446,8 @@ def run_program(
     never in a run with fewer regions: the region-count warning of :func:`splinecam.partition`,
     which small partitions then do not pay for.
     """
+    # duplicate units are tested and cut once, and expanded back in the result (engine.merged)
+    program, merges = merge_duplicate_units(program)
     run = _Run(model, program, dtype, device, progress, chunk_size)
     geometry._JUMP_LINES.clear()
     try:
@@ -460,6 +464,7 @@ def run_program(
                 run.regroup(item)
                 if not run.advance(item):
                     run.finish(item)
-        return run.collect()
+        res = run.collect()
+        return expand_merged_units(res, merges) if merges else res
     finally:
         geometry._JUMP_LINES.clear()
