@@ -33,6 +33,7 @@ from .cutting import (
 )
 from .geometry import Polygons
 from .slices import Tol, _line_floor, _take
+from .sparse_linear import linear_rows, sparse_weight
 from .threads import big_op
 
 __all__: list[str] = []
@@ -69,9 +70,9 @@ def _masked_linear(pre: torch.Tensor, gain: torch.Tensor, inter: torch.Tensor | 
         z = torch.bmm(pre, gain[:, :, None] * w.t()[None])
     else:
         with big_op(pre.numel()):
-            z = torch.nn.functional.linear((pre * gain[:, None, :]).reshape(3 * p, n), w).reshape(p, 3, -1)
+            z = linear_rows((pre * gain[:, None, :]).reshape(3 * p, n), w).reshape(p, 3, -1)
     if inter is not None:
-        z[:, 0] += torch.nn.functional.linear(inter, w)
+        z[:, 0] += linear_rows(inter, w)
     if lin.bias is not None:
         z[:, 0] += lin.bias
     return z
@@ -399,16 +400,20 @@ def _one_parent_post(
     p0 = pre[0]  # (3, n)
     w = lin.weight
     n_out = w.shape[0]
-    kmat = (p0[:, :, None] * w.t()[None]).permute(1, 0, 2).reshape(p0.shape[1], 3 * n_out)
+    sparse = sparse_weight(w) is not None  # (a sparse weight: three sparse products, no dense kmat)
+    kmat = None if sparse else (p0[:, :, None] * w.t()[None]).permute(1, 0, 2).reshape(p0.shape[1], 3 * n_out)
     cenv = _env_past_linear(program, pos, env)
 
     def post(it: Any, g: torch.Tensor) -> None:
         val = torch.addmm(p0[0], it.poly.centroids(), p0[1:])
         on = val > bps[0]
         gain, inter = _piece_maps(on, table)
-        z = (gain @ kmat).view(-1, 3, n_out)
+        if kmat is None:
+            z = linear_rows((gain[:, None, :] * p0[None]).reshape(-1, p0.shape[1]), w).view(-1, 3, n_out)
+        else:
+            z = (gain @ kmat).view(-1, 3, n_out)
         if inter is not None:
-            z[:, 0] += inter @ w.t()
+            z[:, 0] += linear_rows(inter, w)
         if lin.bias is not None:
             z[:, 0] += lin.bias
         it.env[q] = z.view(-1, n_out)

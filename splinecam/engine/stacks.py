@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 
 from ..trace import Program, _map_args, _Ref, call_step
+from ..trace.simplify import ComposedLinear
+from .sparse_linear import linear_rows, sparse_weight
 from .threads import big_op
 
 __all__: list[str] = []
@@ -107,7 +109,15 @@ def _conv_rows(step: Any, args: tuple, kwargs: dict) -> int:
 
 
 def _call_in_blocks(step: Any, args: tuple, kwargs: dict, model: nn.Module) -> Any:
-    """``call_step``, a convolution on a stack in blocks of rows of bounded column bytes."""
+    """``call_step``, a convolution on a stack in blocks of rows of bounded column bytes, an
+    ``nn.Linear`` with a sparse weight by a sparse product (:mod:`splinecam.engine.sparse_linear`)."""
+    mod = step.target
+    if (
+        step.op == "module" and type(mod) in (nn.Linear, ComposedLinear) and len(args) == 1 and not kwargs
+        and isinstance(args[0], torch.Tensor) and args[0].dim() == 2 and sparse_weight(mod.weight) is not None
+    ):
+        out = linear_rows(args[0], mod.weight)
+        return out if mod.bias is None else out.add_(mod.bias)
     rows = _conv_rows(step, args, kwargs)
     x = args[0] if rows else None
     if x is None or len(x) <= rows:
