@@ -5,6 +5,7 @@ Usage::
     python benchmarks/lattice.py                          # widths 384 .. 6144 (minutes)
     python benchmarks/lattice.py --widths 384 768 1536    # a subset
     python benchmarks/lattice.py --json out.json          # also write the numbers as JSON
+    python benchmarks/lattice.py --variants 16            # groups in 16 distinct orders (more regions)
 
 A lattice network computes ``f(x) = max_g min_j (a_j . x + b_j)``, here with ``n`` affine pieces of
 the 2-D input and ``n`` groups that each take the min of all ``n`` pieces, through a pairwise tree in
@@ -143,9 +144,9 @@ def lattice_function(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return pieces[:, sel].amin(2).amax(1)
 
 
-def run_width(width: int, repeats: int, grid: int) -> dict[str, Any]:
+def run_width(width: int, repeats: int, grid: int, variants: int = VARIANTS) -> dict[str, Any]:
     """Regions, exact seconds, regions/s, grid seconds and the grid ratio of one width."""
-    net = build_lattice(width)
+    net = build_lattice(width, variants=variants)
     sl = sc.Slice.box(*BOX)
     widest = max(m.out_features for m in net if isinstance(m, nn.Linear))
     first, best, part = _best(lambda: sc.partition(net, sl, warn_regions=None), repeats)
@@ -165,17 +166,20 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--grid", type=int, default=512)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--variants", type=int, default=VARIANTS,
+                   help="distinct orders of the pieces among the groups (default %(default)s; up to the pieces)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
-    print(f"# lattice networks, {datetime.date.today()}, {_machine()}, load {os.getloadavg()[0]:.2f}")
+    print(f"# lattice networks ({args.variants} variants), {datetime.date.today()}, {_machine()}, "
+          f"load {os.getloadavg()[0]:.2f}")
     print("| widest layer | pieces | groups | ReLU layers | regions | exact s | regions/s | grid s | grid / exact |")
     print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for w in args.widths:
         t0 = time.perf_counter()
-        r = run_width(w, args.repeats, args.grid)
+        r = run_width(w, args.repeats, args.grid, args.variants)
         rows.append(r)
         print(f"| {r['width']:,} | {r['pieces']} | {r['groups']} | {r['relu_layers']} | {r['regions']:,} | "
               f"{r['exact_s']:.2f} | {r['regions_per_s']:,.0f} | {r['grid_s']:.2f} | {r['grid_ratio']:.2f} |",
