@@ -108,11 +108,12 @@ def _cut_pairs(
     p = len(poly)
     dev = poly.xy.device
     perm = torch.arange(len(pp), device=dev)
-    if len(pp) > 1 and rank is not None:
-        o1 = torch.argsort(rank, stable=True)
-        perm = o1.index_select(0, torch.argsort(pp.index_select(0, o1), stable=True))
-    elif len(pp) > 1:
-        perm = torch.argsort(pp * nl + _line_rank(nl, dev).index_select(0, ll))
+    if len(pp) > 1:
+        if rank is not None:
+            o1 = torch.argsort(rank, stable=True)
+            perm = o1.index_select(0, torch.argsort(pp.index_select(0, o1), stable=True))
+        else:
+            perm = torch.argsort(pp * nl + _line_rank(nl, dev).index_select(0, ll), stable=True)
         pp, ll, tab = pp.index_select(0, perm), ll.index_select(0, perm), tab.index_select(0, perm)
     counts = torch.bincount(pp, minlength=p)
     ptr = torch.zeros(p + 1, dtype=torch.int64, device=dev)
