@@ -6,6 +6,10 @@ exact test give the ``(region, line)`` pairs whose line really crosses the regio
 (:func:`_candidate_pairs`); :func:`_cut_pairs` then cuts every region by its lines with conflict
 lists, in one fixed pseudo-random order of the layer's line ids. Tolerances are those of
 :mod:`splinecam.engine.geometry`.
+
+Small CPU inputs are cut by a numpy twin of :func:`_cut_pairs` (:mod:`splinecam.engine.cutting_np`,
+bit-identical; torch's per-operation overhead dominates on them): see :func:`cut_backend` and
+``NUMPY_MAX_WORK``.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from .slices import Tol, _line_floor, _take
 __all__: list[str] = []
 
 # The most (region, line) pairs that ``_cut_pairs`` gives to its numpy twin (:mod:`.cutting_np`) in
-# the ``auto`` backend: below it numpy's cheaper small operations win, above it torch's faster
-# big kernels do (measured with benchmarks/cut_backend.py).
+# the ``auto`` backend. Measured with benchmarks/cut_backend.py (2-core machine): with one torch
+# thread numpy won at every size tried (1.2-2x up to 440,000 pairs); with two threads torch won from
+# about 110,000 pairs (its kernels run in parallel on big tensors, numpy's do not), so the twin stops
+# below that. The engine cuts in chunks of regions: MLP calls rarely reach 15,000 pairs.
 NUMPY_MAX_WORK = 1 << 16
 _BACKEND_VAR = "SPLINECAM_CUT_BACKEND"
 _BACKENDS = ("auto", "numpy", "torch")
@@ -115,6 +121,10 @@ def _cut_pairs(
     deep) even for structured layers, e.g. 2,000 parallel lines sorted by offset (sorted order:
     2,000 rounds). ``rank``: the cutting order of the pairs' lines given directly (any fixed
     function of the line id, e.g. a hash), for layers with too many line ids for a permutation.
+
+    Inputs on the CPU that do not require grad go to the bit-identical numpy twin
+    :func:`splinecam.engine.cutting_np.cut_pairs` when :func:`cut_backend` says ``numpy``, or says
+    ``auto`` and there are at most ``NUMPY_MAX_WORK`` pairs.
     """
     if _use_numpy(poly, pp, ll, tab, rank):
         return cutting_np.cut_pairs(poly, pp, ll, tab, nl, line_offset, rank)

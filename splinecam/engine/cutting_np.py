@@ -86,8 +86,8 @@ def _pad_to(poly: _Poly, k: int) -> _Poly:
         return poly
     extra = k - cur
     n = len(poly.nv)
-    xy = np.concatenate([poly.xy, np.broadcast_to(poly.xy[:, :1], (n, extra, 2))], 1)
-    hsh = np.concatenate([poly.hsh, np.broadcast_to(poly.hsh[:, :1], (n, extra))], 1)
+    xy = np.concatenate([poly.xy, np.repeat(poly.xy[:, :1], extra, 1)], 1)
+    hsh = np.concatenate([poly.hsh, np.repeat(poly.hsh[:, :1], extra, 1)], 1)
     lab = np.concatenate([poly.lab, np.full((n, extra), -1, dtype=poly.lab.dtype)], 1)
     return _Poly(xy, hsh, lab, poly.nv)
 
@@ -103,6 +103,16 @@ def _cat(parts: list[_Poly]) -> _Poly:
         np.concatenate([q.lab for q in parts]),
         np.concatenate([q.nv for q in parts]),
     )
+
+
+def _twice(a: np.ndarray) -> np.ndarray:
+    """``a`` twice along its first axis (torch's ``repeat(2)`` of a 1-D tensor)."""
+    return np.concatenate((a, a))
+
+
+def _where(mask: np.ndarray) -> np.ndarray:
+    """The indices of the true entries of a 1-D mask (``nonzero().squeeze(1)``)."""
+    return mask.nonzero()[0]
 
 
 def _points(xy: np.ndarray) -> np.ndarray:
@@ -184,7 +194,7 @@ def _split_crossed(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> _Poly:
     p, k, _ = xy.shape
     s = s[:, :k]
     slots = np.arange(k)
-    nv2 = np.tile(nv, 2)
+    nv2 = _twice(nv)
     keep = np.concatenate([s >= 0, s <= 0])
     keep &= slots < nv2[:, None]
     kprev = np.empty_like(keep)
@@ -199,8 +209,14 @@ def _split_crossed(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> _Poly:
     end = np.remainder(start + arc - 1, nv2)
     before = np.remainder(start - 1, nv2)
     after = np.remainder(end + 1, nv2)
-    rowk = np.tile(np.arange(p, dtype=np.int64), 2) * k
-    idx4 = (np.stack([before, start, end, after], 1) + rowk[:, None]).reshape(-1)
+    rowk = _twice(np.arange(p, dtype=np.int64)) * k
+    idx4 = np.empty((2 * p, 4), dtype=np.int64)
+    idx4[:, 0] = before
+    idx4[:, 1] = start
+    idx4[:, 2] = end
+    idx4[:, 3] = after
+    idx4 += rowk[:, None]
+    idx4 = idx4.reshape(-1)
     xyc = _points(xy)
     xy4 = xyc[idx4].view(xy.dtype).reshape(2 * p, 2, 2, 2)  # row, edge, end, coord
     h4 = hsh.reshape(-1)[idx4].reshape(2 * p, 2, 2)
@@ -208,7 +224,7 @@ def _split_crossed(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> _Poly:
     s4[p:] *= -1
     has_in = s4[:, 0, 1] > 0
     has_out = s4[:, 1, 0] > 0
-    lid2 = np.tile(lid, 2)
+    lid2 = _twice(lid)
     t = s4[..., 0] / (s4[..., 0] - s4[..., 1])
     x0 = xy4[:, :, 0]
     xio = x0 + t[..., None] * (xy4[:, :, 1] - x0)
@@ -233,20 +249,22 @@ def _split_crossed(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> _Poly:
     x -= nvc * (x >= nvc)
     vid = x + rowk[:, None]
     xin = pk + 2 * np.arange(2 * p, dtype=np.int64)
-    r_in = np.flatnonzero(has_in)
+    r_in = _where(has_in)
     vid[r_in, 0] = xin[r_in]
-    r_out = np.flatnonzero(has_out)
+    r_out = _where(has_out)
     vid[r_out, ahi[r_out]] = xin[r_out] + 1
     vid = np.where(j >= cnt[:, None], vid[:, :1], vid)
     # the edge from the last arc vertex is the cut when there is no crossing out
     lidx = vid.copy()
-    r_no = np.flatnonzero(~has_out)
+    r_no = _where(~has_out)
     lidx[r_no, ahi[r_no] - 1] = xin[r_no] + 1
     vid = vid.reshape(-1)
     pxy = np.concatenate([xyc, _points(xio)])[vid].view(xy.dtype).reshape(2 * p, kk, 2)
     ph = np.concatenate([hsh.reshape(-1), hio.reshape(-1)])[vid].reshape(2 * p, kk)
     labf = lab.reshape(-1)
-    lio = np.stack([labf[idx4[0::4]], lid2], 1)
+    lio = np.empty((2 * p, 2), dtype=labf.dtype)
+    lio[:, 0] = labf[idx4[0::4]]
+    lio[:, 1] = lid2
     plab = np.concatenate([labf, lio.reshape(-1)])[lidx.reshape(-1)].reshape(2 * p, kk)
     return _Poly(pxy, ph, plab, cnt)
 
@@ -271,9 +289,9 @@ def _split_crossed_general(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> tuple
     ch = change.nonzero()
     ih = np.zeros_like(hsh)
     ih[ch] = _edge_hash(hsh[ch], h_n[ch], lab[ch], lid[ch[0]])
-    axy = np.tile(np.stack([xy, ixy], 2).reshape(p, 2 * k, 2), (2, 1, 1))
-    ah = np.tile(np.stack([hsh, ih], 2).reshape(p, 2 * k), (2, 1))
-    alab = np.tile(np.stack([lab, lab], 2).reshape(p, 2 * k), (2, 1))
+    axy = _twice(np.stack([xy, ixy], 2).reshape(p, 2 * k, 2))
+    ah = _twice(np.stack([hsh, ih], 2).reshape(p, 2 * k))
+    alab = _twice(np.stack([lab, lab], 2).reshape(p, 2 * k))
     keep = np.concatenate(
         [
             np.stack([valid & (sg >= 0), change], 2).reshape(p, 2 * k),
@@ -295,8 +313,8 @@ def _split_crossed_general(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> tuple
     plab = alab[rows2, order]
     nxt_slot = np.where(sl[None] + 1 < cnt[:, None], sl[None] + 1, np.zeros_like(sl)[None])
     g_next = order[rows2, nxt_slot]
-    nv2 = np.tile(nv, 2)
-    lid2 = np.tile(lid, 2)
+    nv2 = _twice(nv)
+    lid2 = _twice(lid)
     diff = np.remainder(g_next - order, 2 * nv2[:, None])
     original = (diff == 1) | ((diff == 2) & (order % 2 == 0))
     plab = np.where(original, plab, lid2[:, None])
@@ -365,10 +383,10 @@ def cut_pairs(
     done_owner: list[np.ndarray] = []
     idle = counts == 0
     if idle.any():
-        ii = np.flatnonzero(idle)
+        ii = _where(idle)
         done_polys.append(_index(src, ii))
         done_owner.append(ii)
-    act_i = np.flatnonzero(~idle)
+    act_i = _where(~idle)
     act = _index(src, act_i)
     owner = act_i
     lids = lln + line_offset
@@ -379,24 +397,24 @@ def cut_pairs(
         pair = lst[lptr]
         t = tabn[pair]
         pieces = _split_all_crossed(act, t[:, 0], t[:, 1], t[:, 2], t[:, 3], lids[pair])
-        owner = np.tile(owner, 2)
-        rest = np.tile(lcnt, 2) - 1
+        owner = _twice(owner)
+        rest = _twice(lcnt) - 1
         if int(rest.sum()) == 0:
             done_polys.append(pieces)
             done_owner.append(owner)
             break
         npc = len(pieces.nv)
         child, k = _expand(rest)
-        cand = lst[(np.tile(lptr, 2) + 1)[child] + k]
+        cand = lst[(_twice(lptr) + 1)[child] + k]
         real = _crosses(pieces.xy[child], tabn[cand])
         lst = cand[real]
         lcnt = np.bincount(child[real], minlength=npc)
         fin = lcnt == 0
         if fin.any():
-            fi = np.flatnonzero(fin)
+            fi = _where(fin)
             done_polys.append(_index(pieces, fi))
             done_owner.append(owner[fi])
-            ki = np.flatnonzero(~fin)
+            ki = _where(~fin)
             act = _index(pieces, ki)
             owner = owner[ki]
             lcnt = lcnt[ki]
