@@ -193,7 +193,7 @@ def _split_crossed(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> _Poly:
     xy, hsh, lab, nv = poly
     p, k, _ = xy.shape
     s = s[:, :k]
-    slots = np.arange(k)
+    slots = np.arange(k, dtype=np.int64)
     nv2 = _twice(nv)
     keep = np.concatenate([s >= 0, s <= 0])
     keep &= slots < nv2[:, None]
@@ -205,7 +205,7 @@ def _split_crossed(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> _Poly:
         above, below = _split_crossed_general(poly, s, lid)
         return _cat([above, below])
     start = first.argmax(1)
-    arc = keep.sum(1)
+    arc = keep.sum(1, dtype=np.int64)
     end = np.remainder(start + arc - 1, nv2)
     before = np.remainder(start - 1, nv2)
     after = np.remainder(end + 1, nv2)
@@ -237,7 +237,7 @@ def _split_crossed(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> _Poly:
     ahi = arc + hi
     cnt = ahi + has_out.astype(np.int64)
     kk = int(cnt.max())
-    j = np.arange(kk)
+    j = np.arange(kk, dtype=np.int64)
     pk = p * k
     # torch: remainder(start + (j - hi), nv2) + rowk, then three where()s over the whole table. Here
     # the same values: on the slots j < cnt, start + j - hi lies in [-1, 2 nv2) (the arc has at
@@ -275,7 +275,7 @@ def _split_crossed_general(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> tuple
     xy, hsh, lab, nv = poly
     p, k, _ = xy.shape
     s = s[:, :k]
-    slots = np.arange(k)
+    slots = np.arange(k, dtype=np.int64)
     rows = np.arange(p)[:, None]
     valid = slots[None] < nv[:, None]
     sg = np.sign(s)
@@ -306,7 +306,7 @@ def _split_crossed_general(poly: _Poly, s: np.ndarray, lid: np.ndarray) -> tuple
     order = np.zeros((2 * p, 2 * k + 1), dtype=np.int64)
     order[rows2, dest] = np.arange(2 * k, dtype=np.int64)  # (only column 2k gets several values)
     order = order[:, :kk]
-    sl = np.arange(kk)
+    sl = np.arange(kk, dtype=np.int64)
     order = np.where(sl[None] < cnt[:, None], order, order[:, :1])
     pxy = axy[rows2, order]
     ph = ah[rows2, order]
