@@ -36,6 +36,7 @@ def test_partition_runs_single_threaded_and_restores_the_count(two_threads, monk
         return real(*a, **k)
 
     monkeypatch.setattr("splinecam.engine.cutting.split_by_lines", spy)
+    monkeypatch.setenv("SPLINECAM_CUT_BACKEND", "torch")  # (the numpy twin of the cutting loop has its own split)
     part = sc.partition(_net(), sc.Slice.box((-2, 2), (-2, 2)))
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == 2

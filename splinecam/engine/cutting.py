@@ -6,16 +6,33 @@ exact test give the ``(region, line)`` pairs whose line really crosses the regio
 (:func:`_candidate_pairs`); :func:`_cut_pairs` then cuts every region by its lines with conflict
 lists, in one fixed pseudo-random order of the layer's line ids. Tolerances are those of
 :mod:`splinecam.engine.geometry`.
+
+Small CPU inputs are cut by a numpy twin of :func:`_cut_pairs` (:mod:`splinecam.engine.cutting_np`,
+bit-identical; torch's per-operation overhead dominates on them): see :func:`cut_backend` and
+``NUMPY_MAX_WORK``.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 
+from . import cutting_np
 from .geometry import EPS, Polygons, _fmix, split_by_lines
 from .slices import Tol, _line_floor, _take
 
 __all__: list[str] = []
+
+# The most (region, line) pairs that ``_cut_pairs`` gives to its numpy twin (:mod:`.cutting_np`) in
+# the ``auto`` backend. Measured with benchmarks/cut_backend.py (2-core machine): with one torch
+# thread numpy won at every size tried (1.2-2x up to 440,000 pairs); with two threads torch won from
+# about 110,000 pairs (its kernels run in parallel on big tensors, numpy's do not), so the twin stops
+# below that. The engine cuts in chunks of regions: MLP calls rarely reach 15,000 pairs.
+NUMPY_MAX_WORK = 1 << 16
+_BACKEND_VAR = "SPLINECAM_CUT_BACKEND"
+_BACKENDS = ("auto", "numpy", "torch")
+_NUMPY_FLOATS = (torch.float64, torch.float32)
 
 
 def _cut_layer(
@@ -104,15 +121,22 @@ def _cut_pairs(
     deep) even for structured layers, e.g. 2,000 parallel lines sorted by offset (sorted order:
     2,000 rounds). ``rank``: the cutting order of the pairs' lines given directly (any fixed
     function of the line id, e.g. a hash), for layers with too many line ids for a permutation.
+
+    Inputs on the CPU that do not require grad go to the bit-identical numpy twin
+    :func:`splinecam.engine.cutting_np.cut_pairs` when :func:`cut_backend` says ``numpy``, or says
+    ``auto`` and there are at most ``NUMPY_MAX_WORK`` pairs.
     """
+    if _use_numpy(poly, pp, ll, tab, rank):
+        return cutting_np.cut_pairs(poly, pp, ll, tab, nl, line_offset, rank)
     p = len(poly)
     dev = poly.xy.device
     perm = torch.arange(len(pp), device=dev)
-    if len(pp) > 1 and rank is not None:
-        o1 = torch.argsort(rank, stable=True)
-        perm = o1.index_select(0, torch.argsort(pp.index_select(0, o1), stable=True))
-    elif len(pp) > 1:
-        perm = torch.argsort(pp * nl + _line_rank(nl, dev).index_select(0, ll))
+    if len(pp) > 1:
+        if rank is not None:
+            o1 = torch.argsort(rank, stable=True)
+            perm = o1.index_select(0, torch.argsort(pp.index_select(0, o1), stable=True))
+        else:
+            perm = torch.argsort(pp * nl + _line_rank(nl, dev).index_select(0, ll), stable=True)
         pp, ll, tab = pp.index_select(0, perm), ll.index_select(0, perm), tab.index_select(0, perm)
     counts = torch.bincount(pp, minlength=p)
     ptr = torch.zeros(p + 1, dtype=torch.int64, device=dev)
@@ -163,6 +187,46 @@ def _cut_pairs(
         else:
             act = pieces
     return Polygons.cat(done_polys), torch.cat(done_owner), ptr, ll, perm
+
+
+def cut_backend() -> str:
+    """The cutting backend asked for by the environment variable ``SPLINECAM_CUT_BACKEND``.
+
+    Returns
+    -------
+    str
+        ``"auto"`` (the default, also for an unset or empty variable): the numpy twin for small
+        CPU inputs, torch otherwise; ``"numpy"``: the numpy twin wherever it applies (CPU tensors
+        that do not require grad, float64 or float32), whatever the size; ``"torch"``: always torch.
+
+    Raises
+    ------
+    ValueError
+        For any other value.
+    """
+    raw = os.environ.get(_BACKEND_VAR, "")
+    val = raw.strip().lower() or "auto"
+    if val not in _BACKENDS:
+        raise ValueError(f"{_BACKEND_VAR}={raw!r}: expected one of {', '.join(_BACKENDS)} (unset means auto)")
+    return val
+
+
+def _use_numpy(
+    poly: Polygons, pp: torch.Tensor, ll: torch.Tensor, tab: torch.Tensor, rank: torch.Tensor | None
+) -> bool:
+    """Whether :func:`_cut_pairs` runs on its numpy twin: never for tensors off the CPU, that
+    require grad or of other dtypes; in ``auto``, only up to ``NUMPY_MAX_WORK`` pairs."""
+    backend = cut_backend()
+    if backend == "torch" or (backend == "auto" and len(pp) > NUMPY_MAX_WORK):
+        return False
+    ints = [poly.hsh, poly.lab, poly.nv, pp, ll] + ([] if rank is None else [rank])
+    floats = (poly.xy, tab)
+    return (
+        all(t.device.type == "cpu" and not t.requires_grad for t in (*ints, *floats))
+        and all(t.dtype == torch.int64 for t in ints)
+        and poly.xy.dtype in _NUMPY_FLOATS
+        and tab.dtype == poly.xy.dtype
+    )
 
 
 def _box(poly: Polygons) -> tuple[torch.Tensor, torch.Tensor]:
