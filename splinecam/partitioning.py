@@ -112,7 +112,7 @@ def _partition(
     warn_regions: float | None,
 ) -> Partition:
     t0 = time.perf_counter()
-    copy_, dev = prepare_model(model, dtype=dtype, device=device)
+    copy_, dev = prepare_model(model, dtype=dtype, device=device, share_parameters=True)
     if dtype == torch.float32:
         warnings.warn(
             "dtype=torch.float32: the partition is computed in single precision, so its affine maps "

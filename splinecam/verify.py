@@ -194,7 +194,7 @@ def verify_partition(
     report.checks.append(Check("overlap", bad == 0, float(bad), 0.0, f"of {int(clear.sum())} clear samples"))
 
     # model evaluation at interior points (traced once; float64 whatever the partition's dtype)
-    copy_, dev = prepare_model(model, dtype=torch.float64, device=None)
+    copy_, dev = prepare_model(model, dtype=torch.float64, device=None, share_parameters=True)
     program = trace_model(copy_)
     kinds = None
     if r <= max_regions:

@@ -497,7 +497,7 @@ def estimate_regions(
     >>> abs(est.regions - exact) <= 0.3 * exact
     True
     """
-    copy_, dev = prepare_model(model, dtype=torch.float64, device=device)
+    copy_, dev = prepare_model(model, dtype=torch.float64, device=device, share_parameters=True)
     program = trace_model(copy_)
     return estimate_program(program, copy_, slice, grid=grid, dtype=torch.float64, device=dev)
 

@@ -274,14 +274,16 @@ def _all_finite(t: torch.Tensor) -> bool:
 
 
 def prepare_model(
-    model: nn.Module, dtype: torch.dtype = torch.float64, device: Any = None
+    model: nn.Module, dtype: torch.dtype = torch.float64, device: Any = None, share_parameters: bool = False
 ) -> tuple[nn.Module, torch.device]:
     """A private copy of ``model`` in eval mode, on ``device`` (default: the model's), in ``dtype``.
 
     The user's model is never modified. A model in training mode, a model with forward hooks
     (:func:`check_no_forward_hooks`) and half-precision dtypes are refused. Weights computed on each
     call by the old-style ``weight_norm`` and ``spectral_norm`` hooks become plain parameters of the
-    copy.
+    copy. ``share_parameters``: parameters already on ``device`` in ``dtype`` are read-only views of
+    the user's (see :func:`clone_module`), for a copy that is used and dropped within one call (a
+    kept copy would follow later in-place changes of the user's parameters).
     """
     check_model_kind(model)
     msg = training_mode_message(
@@ -307,7 +309,7 @@ def prepare_model(
         )
     check_no_forward_hooks(model)
     device = resolve_device(device, model)
-    copied = clone_module(model, device, dtype)
+    copied = clone_module(model, device, dtype, share_parameters=share_parameters)
     copied.eval()
     _bake_weights(copied)
     return copied, device
@@ -319,9 +321,15 @@ def _fresh_tensor(t: torch.Tensor, device: torch.device, dtype: torch.dtype) -> 
     return t.detach().to(device=device, dtype=dt, copy=True)
 
 
-def clone_module(model: nn.Module, device: Any, dtype: torch.dtype) -> nn.Module:
+def clone_module(model: nn.Module, device: Any, dtype: torch.dtype, share_parameters: bool = False) -> nn.Module:
     """A copy of ``model``'s module tree whose parameters and buffers are new tensors on ``device``
     (floating ones in ``dtype``, parameters without gradients), sharing nothing that can change.
+
+    ``share_parameters``: parameters that already are on ``device`` in their target dtype become
+    read-only views of the user's (``detach()``: same storage, no gradient) instead of copies. For the
+    engine's private copy (:func:`prepare_model`), which never writes into a parameter: a wide
+    network's weights are then not copied on every call (0.5 s of a 3.5 s run on an 8,192-wide
+    lattice network). Buffers are copied either way (a module may update its own buffers).
 
     Every module is a new instance of its class with its own ``_parameters``, ``_buffers``,
     ``_modules`` and hook dictionaries; its other attributes (numbers, strings, functions...) are
@@ -346,7 +354,8 @@ def clone_module(model: nn.Module, device: Any, dtype: torch.dtype) -> nn.Module
         if t is None:
             return None
         if id(t) not in tensors:
-            v = _fresh_tensor(t, device, dtype)
+            same = t.device == device and t.dtype == (dtype if t.is_floating_point() else t.dtype)
+            v = t.detach() if param and share_parameters and same else _fresh_tensor(t, device, dtype)
             tensors[id(t)] = nn.Parameter(v, requires_grad=False) if param else v
         return tensors[id(t)]
 
