@@ -92,11 +92,28 @@ class ComposedLinear(nn.Linear):
     magnitude_bias: torch.Tensor | None
 
 
-def _as_parts(lin: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+def _as_parts(lin: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Weight, bias and their magnitudes (None for a plain Linear's weight: ``|W|``, made where it is
+    used, see :func:`_abs_matmul`)."""
     if isinstance(lin, ComposedLinear):
         return lin.weight, lin.bias, lin.magnitude_weight, lin.magnitude_bias
     b = lin.bias
-    return lin.weight, b, lin.weight.abs(), None if b is None else b.abs()
+    return lin.weight, b, None, None if b is None else b.abs()
+
+
+#: weight entries whose absolute values :func:`_abs_matmul` makes at a time
+_ABS_BLOCK = 1 << 20
+
+
+def _abs_matmul(w: torch.Tensor, m: torch.Tensor | None, right: torch.Tensor) -> torch.Tensor:
+    """``|w| @ right`` (``m``: ``|w|`` when already known), in blocks of rows of ``w``: a wide layer's
+    ``|w|`` (45 M entries for 8,214 x 5,476) is never written out whole."""
+    if m is not None:
+        return m @ right
+    rows = max(1, _ABS_BLOCK // max(1, w.shape[1]))
+    if w.shape[0] <= rows:
+        return w.abs() @ right
+    return torch.cat([w[i:i + rows].abs() @ right for i in range(0, w.shape[0], rows)])
 
 
 def _composed_bias(w2: torch.Tensor, b1: torch.Tensor | None, b2: torch.Tensor | None) -> torch.Tensor | None:
@@ -129,8 +146,13 @@ def compose_linear(first: nn.Linear, second: nn.Linear) -> ComposedLinear:
         out.weight = nn.Parameter(w, requires_grad=False)
         if b is not None:
             out.bias = nn.Parameter(b, requires_grad=False)
-        out.magnitude_weight = m2 @ m1
-        out.magnitude_bias = _composed_bias(m2, mb1, mb2)
+        m1 = w1.abs() if m1 is None else m1
+        out.magnitude_weight = _abs_matmul(w2, m2, m1)
+        if mb1 is None and mb2 is None:
+            out.magnitude_bias = None
+        else:
+            mb = _abs_matmul(w2, m2, mb1[:, None])[:, 0] if mb1 is not None else torch.zeros_like(w[:, 0])
+            out.magnitude_bias = mb + mb2 if mb2 is not None else mb
     return out.eval()
 
 
@@ -292,7 +314,8 @@ def _kept_rows(lin: nn.Linear, first: torch.Tensor) -> ComposedLinear:
     """``lin`` with only the output rows ``first``."""
     w, b, mw, mb = _as_parts(lin)
     with torch.no_grad():
-        return _linear_of(w.detach()[first], None if b is None else b.detach()[first], mw[first],
+        wk = w.detach()[first]
+        return _linear_of(wk, None if b is None else b.detach()[first], wk.abs() if mw is None else mw[first],
                           None if mb is None else mb[first])
 
 
@@ -302,6 +325,7 @@ def _summed_columns(lin: nn.Linear, rep: torch.Tensor, scale: torch.Tensor, kept
     w, b, mw, mb = _as_parts(lin)
     with torch.no_grad():
         w = w.detach()
+        mw = w.abs() if mw is None else mw
         if not bool((scale == 1).all()):
             w, mw = w * scale, mw * scale
         nw = w.new_zeros((w.shape[0], kept)).index_add_(1, rep, w)
