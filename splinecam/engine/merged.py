@@ -21,8 +21,9 @@ from .geometry import Polygons
 
 __all__: list[str] = []
 
-#: regions whose bit-packed codes are unpacked at a time (bounds the expansion's memory)
-_ROWS = 65536
+#: regions whose bit-packed codes are unpacked at a time (bounds the expansion's memory; 2,048 rows
+#: stay in cache: 1.7x faster than 65,536 on 131,072 x 1,500 -> 6,144 units)
+_ROWS = 2048
 
 
 def _code_columns(shape: tuple[int, ...], merge: UnitMerge) -> np.ndarray:

@@ -109,7 +109,23 @@ def linear_rows(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if mat is None or x.dim() != 2:
         return torch.nn.functional.linear(x, w)
     xa = x.detach().numpy() if x.is_contiguous() else x.detach().contiguous().numpy()
-    # (scipy forms dense @ sparse as (sparse.T @ dense.T).T; writing the C-ordered result from the
-    # CSC transpose is the fastest of the orders measured)
-    out = (mat.T @ xa.T).T
-    return torch.from_numpy(np.ascontiguousarray(out))
+    # scipy's sparse @ dense reads the dense operand and writes its result in C order: the input's
+    # and the result's transposes are made in blocks of rows (2-4x faster than numpy's plain
+    # transposing copy on arrays of tens of MB, which walks one of the two arrays across the cache)
+    y = mat.T @ _transposed(xa)  # (out, N)
+    return torch.from_numpy(_transposed(y))
+
+
+#: rows per block of :func:`_transposed`
+_BLOCK = 1024
+
+
+def _transposed(a: np.ndarray) -> np.ndarray:
+    """``a.T`` as a C-contiguous copy, made in blocks of rows of ``a``."""
+    n0, n1 = a.shape
+    if n0 * n1 <= _BLOCK * 64:
+        return np.ascontiguousarray(a.T)
+    out = np.empty((n1, n0), dtype=a.dtype)
+    for i in range(0, n0, _BLOCK):
+        out[:, i:i + _BLOCK] = a[i:i + _BLOCK].T
+    return out
