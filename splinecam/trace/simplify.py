@@ -3,6 +3,7 @@ specs dropped, chains of activation-free Linear layers composed, duplicate units
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -116,11 +117,15 @@ def _abs_matmul(w: torch.Tensor, m: torch.Tensor | None, right: torch.Tensor) ->
     return torch.cat([w[i:i + rows].abs() @ right for i in range(0, w.shape[0], rows)])
 
 
-def _composed_bias(w2: torch.Tensor, b1: torch.Tensor | None, b2: torch.Tensor | None) -> torch.Tensor | None:
-    """``w2 b1 + b2`` (a missing bias counts as zero), or None where both are missing."""
+def _composed_bias(
+    times_w2: Callable[[torch.Tensor], torch.Tensor], b1: torch.Tensor | None, b2: torch.Tensor | None,
+    w2: torch.Tensor,
+) -> torch.Tensor | None:
+    """``W2 b1 + b2`` (``times_w2(v)``: ``W2 v``; a missing bias counts as zero), or None where both
+    are missing."""
     if b1 is None and b2 is None:
         return None
-    out = w2 @ b1 if b1 is not None else torch.zeros(w2.shape[0], dtype=w2.dtype, device=w2.device)
+    out = times_w2(b1) if b1 is not None else torch.zeros(w2.shape[0], dtype=w2.dtype, device=w2.device)
     return out + b2 if b2 is not None else out
 
 
@@ -139,7 +144,7 @@ def compose_linear(first: nn.Linear, second: nn.Linear) -> ComposedLinear:
     w2, b2, m2, mb2 = _as_parts(second)
     with torch.no_grad():
         w = w2 @ w1
-        b = _composed_bias(w2, b1, b2)
+        b = _composed_bias(lambda v: w2 @ v, b1, b2, w2)
         # (skip_init: no random initial weights, they are replaced at once)
         out = torch.nn.utils.skip_init(ComposedLinear, w1.shape[1], w2.shape[0], bias=b is not None,
                                        device=w.device, dtype=w.dtype)
@@ -148,11 +153,7 @@ def compose_linear(first: nn.Linear, second: nn.Linear) -> ComposedLinear:
             out.bias = nn.Parameter(b, requires_grad=False)
         m1 = w1.abs() if m1 is None else m1
         out.magnitude_weight = _abs_matmul(w2, m2, m1)
-        if mb1 is None and mb2 is None:
-            out.magnitude_bias = None
-        else:
-            mb = _abs_matmul(w2, m2, mb1[:, None])[:, 0] if mb1 is not None else torch.zeros_like(w[:, 0])
-            out.magnitude_bias = mb + mb2 if mb2 is not None else mb
+        out.magnitude_bias = _composed_bias(lambda v: _abs_matmul(w2, m2, v[:, None])[:, 0], mb1, mb2, w2)
     return out.eval()
 
 
