@@ -9,7 +9,8 @@ operations on numpy arrays cost a few times less. :func:`cut_pairs` is that loop
 (zero-copy views of the CPU tensors at entry, ``torch.from_numpy`` at exit), with numpy versions of
 what it calls in :mod:`splinecam.engine.geometry`: the split of polygons crossed by their lines
 (``_split_crossed`` and its fallback ``_split_crossed_general``), the vertex identifiers
-(``mix_hash``, ``edge_hash``, ``_fmix``) and the padded-batch helpers of ``Polygons``.
+(``mix_hash``, ``edge_hash``; geometry's ``_fmix`` itself serves both) and the padded-batch
+helpers of ``Polygons``.
 
 It must stay **bit-identical** to :mod:`splinecam.engine.cutting` and
 :mod:`splinecam.engine.geometry`: the same pieces in the same order, the same coordinates to the
@@ -34,9 +35,6 @@ from .geometry import Polygons
 
 __all__ = ["cut_pairs"]
 
-_M31 = geometry._M31
-_C1 = geometry._C1
-_C2 = geometry._C2
 _K1 = geometry._K1
 _K2 = geometry._K2
 _K3 = geometry._K3
@@ -122,16 +120,6 @@ def _points(xy: np.ndarray) -> np.ndarray:
     return flat.view(np.complex128 if xy.dtype == np.float64 else np.complex64)[:, 0]
 
 
-def _fmix(x: np.ndarray) -> np.ndarray:
-    """``geometry._fmix`` on int64 arrays: the murmur3 finaliser, logical shifts emulated on signed
-    integers (arithmetic shift, then a 31-bit mask), multiplications wrapping."""
-    x = x ^ ((x >> 33) & _M31)
-    x = x * _C1
-    x = x ^ ((x >> 33) & _M31)
-    x = x * _C2
-    return x ^ ((x >> 33) & _M31)
-
-
 def _mix_hash(a: np.ndarray, b: np.ndarray, lid: np.ndarray) -> np.ndarray:
     """``geometry.mix_hash``: identifier of the vertex made by line ``lid`` on the edge ``a``-``b``."""
     lo = np.minimum(a, b)
@@ -139,7 +127,7 @@ def _mix_hash(a: np.ndarray, b: np.ndarray, lid: np.ndarray) -> np.ndarray:
     x = lo * _K1
     x += hi * _K2
     x += lid * _K3 + 12345
-    return _fmix(x)
+    return geometry._fmix(x)
 
 
 def _edge_hash(a: np.ndarray, b: np.ndarray, lab: np.ndarray, lid: np.ndarray) -> np.ndarray:
@@ -157,7 +145,7 @@ def _edge_hash(a: np.ndarray, b: np.ndarray, lab: np.ndarray, lid: np.ndarray) -
     x = a * _K2
     x += b * _K1
     x += lid * _K3 + 54321
-    return np.where(jump, _fmix(x), h)
+    return np.where(jump, geometry._fmix(x), h)
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ some strictly below it by more than that tolerance.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -39,8 +40,9 @@ _K2 = 0x632BE59BD9B4E019
 _K3 = 0x27BB2EE687B0B0FD
 
 
-def _fmix(x: torch.Tensor) -> torch.Tensor:
-    # murmur3 finaliser with logical shifts emulated on signed int64 (multiplication wraps)
+def _fmix(x: Any) -> Any:
+    # murmur3 finaliser with logical shifts emulated on signed int64 (multiplication wraps); the same
+    # operators on int64 torch tensors and numpy arrays (engine.cutting_np uses it on the latter)
     x = x ^ ((x >> 33) & _M31)
     x = x * _C1
     x = x ^ ((x >> 33) & _M31)
