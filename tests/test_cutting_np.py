@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from test_kinds import Abs, Maxout
 
 import splinecam as sc
 from splinecam.engine import cutting, cutting_np, geometry, mlp_paths
@@ -27,20 +28,6 @@ from splinecam.layers import Sawtooth
 
 BOX = sc.Slice.box((-2, 2), (-2, 2))
 _CALLERS = (cutting, mlp_paths, elementwise, groups)  # every module that calls ``_cut_pairs``
-
-
-class Abs(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.abs(x)
-
-
-class Maxout(nn.Module):
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.k = k
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(1, (-1, self.k)).amax(-1)
 
 
 def _mlp(act: nn.Module, seed: int, width: int = 10, depth: int = 3, out: int = 2) -> nn.Module:
@@ -396,9 +383,8 @@ def _assert_same_partition(a: sc.Partition, b: sc.Partition) -> None:
         assert np.array_equal(x, y)
 
 
-@pytest.mark.parametrize("name", list(NETWORKS))
-def test_partitions_are_identical_on_both_backends(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    model, slc = NETWORKS[name]
+def _count_numpy_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets one entry per call of the numpy twin (spied on for the test)."""
     used: list[int] = []
     real = cutting_np.cut_pairs
 
@@ -407,6 +393,13 @@ def test_partitions_are_identical_on_both_backends(name: str, monkeypatch: pytes
         return real(*a, **k)
 
     monkeypatch.setattr(cutting_np, "cut_pairs", spy)
+    return used
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_partitions_are_identical_on_both_backends(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, slc = NETWORKS[name]
+    used = _count_numpy_calls(monkeypatch)
     monkeypatch.setenv("SPLINECAM_CUT_BACKEND", "torch")
     want = sc.partition(model, slc)
     assert not used
@@ -422,14 +415,7 @@ def test_partitions_are_identical_on_both_backends(name: str, monkeypatch: pytes
 def test_dispatch_follows_the_variable_and_the_size(monkeypatch: pytest.MonkeyPatch) -> None:
     poly = _square(2)
     pp, ll, tab = _pairs(poly, [(0, 0, 0.1, 1.0, 0.0), (1, 1, 0.0, 0.0, 1.0)])
-    used: list[int] = []
-    real = cutting_np.cut_pairs
-
-    def spy(*a: Any, **k: Any) -> Any:
-        used.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(cutting_np, "cut_pairs", spy)
+    used = _count_numpy_calls(monkeypatch)
 
     def uses_numpy(poly: Polygons = poly, tab: torch.Tensor = tab) -> bool:
         used.clear()

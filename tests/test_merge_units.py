@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_kinds import Abs
 
 import splinecam as sc
 from splinecam.trace import simplify, trace_model
@@ -199,11 +200,6 @@ def test_many_slices_and_packed_codes_of_many_units(monkeypatch):
 # --------------------------------------------------------------------------- property-based
 
 
-class _Abs(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.abs(x)
-
-
 @st.composite
 def _redundant_nets(draw):
     """Two hidden layers whose rows are copies (times positive factors), zero rows or dead rows of a
@@ -233,7 +229,7 @@ def _redundant_nets(draw):
         return lin
 
     def make_act() -> nn.Module:
-        return {"relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.25), "abs": _Abs}[act]()
+        return {"relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.25), "abs": Abs}[act]()
 
     l1 = layer(2)
     l2 = layer(l1.out_features)
