@@ -266,8 +266,6 @@ def _all_finite(t: torch.Tensor) -> bool:
     """Whether every entry of ``t`` is finite: one float64 sum (a NaN or Inf anywhere makes it NaN or
     Inf), and the elementwise test only where that sum is not finite (an overflow of huge values)."""
     with torch.no_grad():
-        if t.is_complex():
-            return bool(torch.isfinite(t).all())
         if bool(torch.isfinite(t.sum(dtype=torch.float64))):
             return True
         return bool(torch.isfinite(t).all())
@@ -315,10 +313,14 @@ def prepare_model(
     return copied, device
 
 
+def _target_dtype(t: torch.Tensor, dtype: torch.dtype) -> torch.dtype:
+    """The dtype of ``t`` in the copy: ``dtype`` for floating tensors, its own for the others."""
+    return dtype if t.is_floating_point() else t.dtype
+
+
 def _fresh_tensor(t: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """A new tensor (never ``t``'s storage) with ``t``'s values, on ``device``, floating ones in ``dtype``."""
-    dt = dtype if t.is_floating_point() else t.dtype
-    return t.detach().to(device=device, dtype=dt, copy=True)
+    return t.detach().to(device=device, dtype=_target_dtype(t, dtype), copy=True)
 
 
 def clone_module(model: nn.Module, device: Any, dtype: torch.dtype, share_parameters: bool = False) -> nn.Module:
@@ -354,7 +356,7 @@ def clone_module(model: nn.Module, device: Any, dtype: torch.dtype, share_parame
         if t is None:
             return None
         if id(t) not in tensors:
-            same = t.device == device and t.dtype == (dtype if t.is_floating_point() else t.dtype)
+            same = t.device == device and t.dtype == _target_dtype(t, dtype)
             v = t.detach() if param and share_parameters and same else _fresh_tensor(t, device, dtype)
             tensors[id(t)] = nn.Parameter(v, requires_grad=False) if param else v
         return tensors[id(t)]
